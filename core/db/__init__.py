@@ -1,0 +1,28 @@
+"""Persistence: SQLModel tables, engines and sessions, Alembic migrations."""
+
+from core.db.engine import ensure_schema, make_engine, session_scope, upgrade
+from core.db.tables import (
+    AuditEntry,
+    Evaluation,
+    MergeRequest,
+    PolicyRuleRecord,
+    PolicySetRecord,
+    Product,
+    Proposal,
+    StageResult,
+)
+
+__all__ = [
+    "AuditEntry",
+    "Evaluation",
+    "MergeRequest",
+    "PolicyRuleRecord",
+    "PolicySetRecord",
+    "Product",
+    "Proposal",
+    "StageResult",
+    "ensure_schema",
+    "make_engine",
+    "session_scope",
+    "upgrade",
+]

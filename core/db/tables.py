@@ -1,0 +1,176 @@
+"""The registry's tables (SQLModel), shared by the CLI, the workers and the web console.
+
+Lists (owners, tags) and reports are JSON columns: they are read whole with their row and
+never joined on. Every timestamp is UTC. Rows that record history (evaluations, proposals,
+merge requests, the audit log) are never deleted; a removed product is marked, not erased.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import Column, Index, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from core.db.types import JsonColumnType, UTCDateTime, utcnow
+
+
+def _json_list() -> Any:
+    return Field(default_factory=list, sa_column=Column(JsonColumnType, nullable=False))
+
+
+def _json(nullable: bool = False) -> Any:
+    if nullable:
+        return Field(default=None, sa_column=Column(JsonColumnType, nullable=True))
+    return Field(default_factory=dict, sa_column=Column(JsonColumnType, nullable=False))
+
+
+def _when(nullable: bool = False, index: bool = False) -> Any:
+    if nullable:
+        return Field(default=None, sa_column=Column(UTCDateTime(), nullable=True, index=index))
+    return Field(
+        default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False, index=index)
+    )
+
+
+class Product(SQLModel, table=True):
+    """A registered data product: where its repository and spec live, and who owns it."""
+
+    __tablename__ = "product"
+
+    id: str = Field(primary_key=True, max_length=64, description="The spec's id.")
+    name: str = Field(max_length=200)
+    repo_url: str = Field(max_length=1000, index=True)
+    branch: str = Field(default="main", max_length=255)
+    spec_path: str = Field(default="dataproduct.yaml", max_length=500)
+    forge: str = Field(default="local", max_length=32)
+    forge_project: str | None = Field(default=None, max_length=255)
+    owners: list[str] = _json_list()
+    tags: list[str] = _json_list()
+    runtime: str | None = Field(default=None, max_length=32)
+    spec_commit: str | None = Field(default=None, max_length=64)
+    spec_hash: str | None = Field(default=None, max_length=64)
+    active: bool = Field(default=True, index=True)
+    registered_by: str | None = Field(default=None, max_length=200)
+    registered_at: dt.datetime = _when()
+    updated_at: dt.datetime = _when()
+    removed_at: dt.datetime | None = _when(nullable=True)
+
+
+class PolicySetRecord(SQLModel, table=True):
+    """An immutable, numbered, content-hashed publication of the organisation's policy pack."""
+
+    __tablename__ = "policy_set"
+
+    version: int = Field(primary_key=True)
+    content_hash: str = Field(max_length=64, unique=True)
+    message: str = Field(default="", max_length=2000)
+    published_by: str = Field(max_length=200)
+    published_at: dt.datetime = _when()
+
+
+class PolicyRuleRecord(SQLModel, table=True):
+    """One rule as it stands in one policy set (rules are copied, never shared across sets)."""
+
+    __tablename__ = "policy_rule"
+
+    policy_set_version: int = Field(foreign_key="policy_set.version", primary_key=True)
+    rule_id: str = Field(primary_key=True, max_length=64)
+    kind: str = Field(max_length=32)
+    severity: str = Field(max_length=16)
+    title: str = Field(max_length=300)
+    body: dict[str, Any] = _json()
+
+
+class Evaluation(SQLModel, table=True):
+    """One product evaluated in one window for one trigger; unique per fingerprint."""
+
+    __tablename__ = "evaluation"
+    __table_args__ = (
+        UniqueConstraint("product_id", "window", "fingerprint", name="uq_evaluation_key"),
+        Index("ix_evaluation_product_window", "product_id", "window"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    product_id: str = Field(foreign_key="product.id", max_length=64)
+    window: str = Field(max_length=16, description="ISO week, e.g. 2026-W48.")
+    trigger: str = Field(max_length=16, description="weekly, policy, manual or amendment.")
+    fingerprint: str | None = Field(default=None, max_length=64)
+    status: str = Field(default="queued", max_length=16, index=True)
+    outcome: str | None = Field(default=None, max_length=32)
+    policy_set_version: int | None = Field(default=None)
+    spec_commit: str | None = Field(default=None, max_length=64)
+    queued_at: dt.datetime = _when()
+    started_at: dt.datetime | None = _when(nullable=True)
+    finished_at: dt.datetime | None = _when(nullable=True)
+    summary: dict[str, Any] | None = _json(nullable=True)
+    error: str | None = Field(default=None, max_length=4000)
+
+
+class StageResult(SQLModel, table=True):
+    """One pipeline stage of an evaluation: its outcome and timing."""
+
+    __tablename__ = "stage_result"
+
+    id: int | None = Field(default=None, primary_key=True)
+    evaluation_id: int = Field(foreign_key="evaluation.id", index=True)
+    stage: str = Field(max_length=32)
+    outcome: str = Field(max_length=32)
+    started_at: dt.datetime = _when()
+    duration_ms: int = Field(default=0)
+    detail: dict[str, Any] | None = _json(nullable=True)
+
+
+class Proposal(SQLModel, table=True):
+    """A candidate change, keyed by its content so a closed one is never proposed again."""
+
+    __tablename__ = "proposal"
+    __table_args__ = (UniqueConstraint("product_id", "key", name="uq_proposal_key"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    product_id: str = Field(foreign_key="product.id", max_length=64, index=True)
+    evaluation_id: int | None = Field(default=None, foreign_key="evaluation.id")
+    key: str = Field(max_length=64)
+    title: str = Field(max_length=300)
+    description: str = Field(default="")
+    changes: dict[str, Any] | None = _json(nullable=True)
+    state: str = Field(default="proposed", max_length=16)
+    created_at: dt.datetime = _when()
+
+
+class MergeRequest(SQLModel, table=True):
+    """The forge's merge request for a product: one open at a time, updated in place."""
+
+    __tablename__ = "merge_request"
+    __table_args__ = (Index("ix_merge_request_product_state", "product_id", "state"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    product_id: str = Field(foreign_key="product.id", max_length=64)
+    proposal_id: int | None = Field(default=None, foreign_key="proposal.id")
+    forge: str = Field(max_length=32)
+    forge_ref: str | None = Field(default=None, max_length=64, description="The forge's MR id.")
+    url: str | None = Field(default=None, max_length=1000)
+    branch: str = Field(default="specfleet/evergreen", max_length=255)
+    title: str = Field(max_length=300)
+    description: str = Field(default="")
+    state: str = Field(default="open", max_length=16)
+    approvals: list[str] = _json_list()
+    created_at: dt.datetime = _when()
+    updated_at: dt.datetime = _when()
+    merged_at: dt.datetime | None = _when(nullable=True)
+    closed_at: dt.datetime | None = _when(nullable=True)
+
+
+class AuditEntry(SQLModel, table=True):
+    """Who did what to which subject, and when; appended, never changed."""
+
+    __tablename__ = "audit_entry"
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: dt.datetime = _when(index=True)
+    actor: str = Field(max_length=200)
+    action: str = Field(max_length=64)
+    subject_type: str = Field(max_length=32)
+    subject_id: str = Field(max_length=200, index=True)
+    detail: dict[str, Any] | None = _json(nullable=True)

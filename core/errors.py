@@ -1,0 +1,85 @@
+"""The specfleet exception tree.
+
+Expected outcomes (a product that is up to date, a check that found nothing, a spec with
+problems reported to a user) are values; exceptions are for what a caller cannot carry on
+from. Every exception specfleet raises derives from :class:`SpecfleetError`, and adapters
+translate library errors into it with ``raise ... from`` so the original stays attached.
+
+::
+
+    SpecfleetError                     root: catch this at an entry point
+    ├── ConfigurationError             a setting is missing or contradictory
+    ├── InputError                     a file or argument a user gave cannot be used
+    │   ├── SpecInvalid                dataproduct.yaml broke the format (carries problems)
+    │   └── ImportFileError            a registration file cannot be read at all
+    ├── RepositoryError                a product repository cannot be fetched or read
+    │   └── SpecMissing                the repository has no spec at the registered path
+    ├── RegistryError                  the registry refuses a change
+    │   ├── ProductNotFound            no product with that id
+    │   └── ProductConflict            the id is registered from another repository
+    └── DatabaseError                  the database cannot be reached or migrated
+
+The command-line interface maps these to exit codes (see ``ui/cli.py``):
+0 success, 1 the input was understood and is invalid (or the registry refused it),
+2 usage, I/O or environment error (a missing file, an unreachable repository or database).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from core.spec.problems import Problem
+
+
+class SpecfleetError(Exception):
+    """Root of every error specfleet raises on purpose."""
+
+
+class ConfigurationError(SpecfleetError):
+    """A setting is missing, malformed or contradicts another."""
+
+
+class InputError(SpecfleetError):
+    """A file or argument given by a user cannot be used as it is."""
+
+
+class SpecInvalid(InputError):
+    """A ``dataproduct.yaml`` does not follow the format; ``problems`` says where and why."""
+
+    def __init__(self, source: str, problems: Sequence[Problem]) -> None:
+        self.source = source
+        self.problems = list(problems)
+        count = len(self.problems)
+        first = self.problems[0].render() if self.problems else source
+        more = f" (and {count - 1} more)" if count > 1 else ""
+        super().__init__(f"{first}{more}")
+
+
+class ImportFileError(InputError):
+    """A registration file (YAML or CSV) cannot be read at all."""
+
+
+class RepositoryError(SpecfleetError):
+    """A product repository cannot be fetched, or a branch or file in it cannot be read."""
+
+
+class SpecMissing(RepositoryError):
+    """The repository has no spec at the registered path on the registered branch."""
+
+
+class RegistryError(SpecfleetError):
+    """The product registry refuses a change."""
+
+
+class ProductNotFound(RegistryError):
+    """No product is registered under that id."""
+
+
+class ProductConflict(RegistryError):
+    """The product id is already registered from a different repository or spec path."""
+
+
+class DatabaseError(SpecfleetError):
+    """The database cannot be reached, or its schema cannot be brought up to date."""

@@ -1,0 +1,293 @@
+"""Load ``dataproduct.yaml`` and report every problem with its file, line, column and field.
+
+Loading runs in three passes so a user sees all problems at once, each located:
+1. bytes -> text: size limit, binary content, encoding;
+2. text -> YAML node tree: syntax errors and duplicate keys, with a map from field paths to
+   source positions;
+3. node tree -> :class:`Spec`: pydantic validation (unknown keys get a did-you-mean), then
+   the cross-field rules of :mod:`core.spec.rules`.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from core.errors import InputError, SpecInvalid
+from core.spec.model import Spec
+from core.spec.problems import FieldPath, Problem
+from core.spec.rules import cross_field_problems
+
+MAX_SPEC_BYTES = 1024 * 1024
+
+try:  # libyaml's parser is ~10x faster; the pure-Python one gives identical marks
+    from yaml import CSafeLoader as _YamlLoader
+except ImportError:  # pragma: no cover - depends on how PyYAML was built
+    from yaml import SafeLoader as _YamlLoader  # type: ignore[assignment]
+
+Position = tuple[int, int]  # 1-based line, column
+
+
+@dataclass(frozen=True)
+class SpecCheck:
+    """The outcome of checking a spec: the spec when valid, otherwise the problems."""
+
+    source: str
+    spec: Spec | None
+    problems: tuple[Problem, ...]
+    content_hash: str
+
+    @property
+    def valid(self) -> bool:
+        return self.spec is not None and not self.problems
+
+
+def content_hash(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def check_spec_bytes(data: bytes, source: str) -> SpecCheck:
+    """Check raw spec bytes; pure (no I/O), so it serves files, git blobs and web forms alike."""
+    digest = content_hash(data)
+    text_or_problem = _decode(data, source)
+    if isinstance(text_or_problem, Problem):
+        return SpecCheck(source, None, (text_or_problem,), digest)
+    text = text_or_problem
+    tree = _parse(text, source)
+    if isinstance(tree, Problem):
+        return SpecCheck(source, None, (tree,), digest)
+    document, positions, duplicate_problems = tree
+    if document is None:
+        return SpecCheck(source, None, (Problem(source, "the file is empty", line=1),), digest)
+    if not isinstance(document, dict):
+        kind = type(document).__name__
+        return SpecCheck(
+            source,
+            None,
+            (Problem(source, f"expected a mapping of spec sections, found a {kind}", line=1),),
+            digest,
+        )
+    locate = _Locator(source, positions)
+    problems = list(duplicate_problems)
+    try:
+        spec = Spec.model_validate(document)
+    except ValidationError as error:
+        problems.extend(_validation_problems(error, document, locate))
+        return SpecCheck(source, None, tuple(problems), digest)
+    problems.extend(locate(path, message) for path, message in cross_field_problems(spec))
+    if problems:
+        return SpecCheck(source, None, tuple(problems), digest)
+    return SpecCheck(source, spec, (), digest)
+
+
+def read_spec_file(path: Path) -> bytes:
+    """Read a spec file, refusing oversized ones before reading them; I/O errors -> InputError."""
+    try:
+        size = path.stat().st_size
+        if size > MAX_SPEC_BYTES:
+            raise SpecInvalid(str(path), [oversize_problem(str(path), size)])
+        if path.is_dir():
+            raise InputError(f"{path}: is a directory, not a dataproduct.yaml file")
+        return path.read_bytes()
+    except FileNotFoundError as error:
+        raise InputError(f"{path}: no such file") from error
+    except IsADirectoryError as error:
+        raise InputError(f"{path}: is a directory, not a dataproduct.yaml file") from error
+    except OSError as error:
+        raise InputError(f"{path}: cannot be read ({error.strerror or error})") from error
+
+
+def check_spec_file(path: Path) -> SpecCheck:
+    """Check a spec file on disk; I/O errors raise :class:`InputError`, problems are values."""
+    try:
+        data = read_spec_file(path)
+    except SpecInvalid as invalid:
+        return SpecCheck(str(path), None, tuple(invalid.problems), "")
+    return check_spec_bytes(data, str(path))
+
+
+def load_spec(path: Path) -> Spec:
+    """Load a valid spec or raise :class:`SpecInvalid` carrying every problem."""
+    check = check_spec_file(path)
+    if check.spec is None:
+        raise SpecInvalid(check.source, check.problems)
+    return check.spec
+
+
+def oversize_problem(source: str, size: int) -> Problem:
+    return Problem(
+        source,
+        f"the file is {size / 1024 / 1024:.1f} MB; a spec may be at most "
+        f"{MAX_SPEC_BYTES // 1024} KB",
+    )
+
+
+def _decode(data: bytes, source: str) -> str | Problem:
+    if len(data) > MAX_SPEC_BYTES:
+        return oversize_problem(source, len(data))
+    if not data.strip():
+        return Problem(source, "the file is empty", line=1)
+    if b"\x00" in data[:8192]:
+        return Problem(source, "the file is binary, not YAML text")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        line = data[: error.start].count(b"\n") + 1
+        return Problem(source, f"the file is not UTF-8 text (byte {error.start})", line=line)
+
+
+def _parse(
+    text: str, source: str
+) -> tuple[Any, dict[FieldPath, Position], list[Problem]] | Problem:
+    loader = _YamlLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None, {}, []
+        positions: dict[FieldPath, Position] = {}
+        duplicates: list[Problem] = []
+        _index_positions(node, (), positions, duplicates, source)
+        document = loader.construct_document(node)
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark or error.context_mark
+        message = " ".join(part for part in (error.context, error.problem) if part)
+        return Problem(
+            source,
+            f"invalid YAML: {message or error}",
+            line=mark.line + 1 if mark else None,
+            column=mark.column + 1 if mark else None,
+        )
+    except yaml.YAMLError as error:
+        return Problem(source, f"invalid YAML: {error}")
+    finally:
+        loader.dispose()
+    return document, positions, duplicates
+
+
+def _index_positions(
+    node: yaml.Node,
+    path: FieldPath,
+    positions: dict[FieldPath, Position],
+    duplicates: list[Problem],
+    source: str,
+) -> None:
+    positions[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
+    if isinstance(node, yaml.MappingNode):
+        seen: dict[str, int] = {}
+        for key_node, value_node in node.value:
+            key = str(key_node.value)
+            key_line = key_node.start_mark.line + 1
+            if key in seen:
+                duplicates.append(
+                    Problem(
+                        source,
+                        f"duplicate key {key!r} (first at line {seen[key]})",
+                        path=(*path, key),
+                        line=key_line,
+                        column=key_node.start_mark.column + 1,
+                    )
+                )
+                continue
+            seen[key] = key_line
+            # a key's own position, for "unknown key" problems that point at the key itself
+            positions[(*path, key, "<key>")] = (key_line, key_node.start_mark.column + 1)
+            _index_positions(value_node, (*path, key), positions, duplicates, source)
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            _index_positions(item, (*path, index), positions, duplicates, source)
+
+
+class _Locator:
+    """Turns a field path into a :class:`Problem` at the nearest known source position."""
+
+    def __init__(self, source: str, positions: dict[FieldPath, Position]) -> None:
+        self.source = source
+        self.positions = positions
+
+    def __call__(
+        self, path: FieldPath, message: str, hints: tuple[str, ...] = (), at_key: bool = False
+    ) -> Problem:
+        lookup = (*path, "<key>") if at_key else path
+        for cut in range(len(lookup), -1, -1):
+            position = self.positions.get(lookup[:cut])
+            if position is not None:
+                return Problem(self.source, message, path, position[0], position[1], hints)
+        return Problem(self.source, message, path, hints=hints)
+
+
+def _validation_problems(
+    error: ValidationError, document: dict[str, Any], locate: _Locator
+) -> list[Problem]:
+    problems: list[Problem] = []
+    for item in error.errors(include_url=False):
+        path: FieldPath = tuple(item["loc"])
+        kind = item["type"]
+        if kind == "extra_forbidden":
+            key = str(path[-1])
+            known = _known_fields(Spec, path[:-1])
+            close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+            hints = (f"did you mean {close[0]!r}?",) if close else ()
+            allowed = f"; allowed here: {', '.join(known)}" if known and not close else ""
+            problems.append(locate(path, f"unknown key {key!r}{allowed}", hints, at_key=True))
+        elif kind == "missing":
+            problems.append(locate(path[:-1], f"missing required key {str(path[-1])!r}"))
+        else:
+            message = str(item["msg"])
+            if message.startswith("Value error, "):
+                message = message[len("Value error, ") :]
+            if kind in {
+                "literal_error",
+                "string_pattern_mismatch",
+                "string_type",
+                "int_type",
+                "int_parsing",
+                "bool_type",
+                "bool_parsing",
+                "float_parsing",
+                "date_from_datetime_parsing",
+                "date_parsing",
+                "list_type",
+                "model_type",
+                "model_attributes_type",
+                "dict_type",
+                "too_short",
+            }:
+                message = f"{message} (got {_short(item.get('input'))})"
+            problems.append(locate(path, message))
+    return problems
+
+
+def _known_fields(model: type[BaseModel], path: FieldPath) -> list[str]:
+    """The keys a model accepts at ``path``, following list items and nested models."""
+    current: Any = model
+    for part in path:
+        if isinstance(part, int):
+            continue
+        field = current.model_fields.get(part) if isinstance(current, type) else None
+        if field is None:
+            return []
+        current = _model_in(field.annotation)
+        if current is None:
+            return []
+    return list(current.model_fields) if current is not None else []
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for argument in getattr(annotation, "__args__", ()):
+        found = _model_in(argument)
+        if found is not None:
+            return found
+    return None
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."

@@ -1,0 +1,120 @@
+"""What every command shares: consoles, wiring from settings, and errors -> exit codes.
+
+Exit codes (documented in the README):
+0  success;
+1  the input was understood and is invalid or refused (an invalid spec, a conflicting
+   registration, some rows of an import rejected);
+2  usage, I/O or environment error (bad arguments, a missing file, an unreachable repository
+   or database).
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import cached_property
+from typing import NoReturn
+
+import typer
+from rich.console import Console
+from sqlalchemy import Engine
+
+from core.db import ensure_schema, make_engine
+from core.errors import (
+    ConfigurationError,
+    DatabaseError,
+    InputError,
+    RegistryError,
+    RepositoryError,
+    SpecfleetError,
+    SpecInvalid,
+    SpecMissing,
+)
+from core.git import MirrorCache
+from core.log import configure_logging
+from core.settings import Settings, get_settings
+
+EXIT_OK = 0
+EXIT_INVALID = 1
+EXIT_USAGE = 2
+
+console = Console(highlight=False)
+err_console = Console(stderr=True, highlight=False)
+
+
+def exit_code_for(error: SpecfleetError) -> int:
+    if isinstance(error, SpecInvalid | SpecMissing | RegistryError):
+        return EXIT_INVALID
+    if isinstance(error, InputError | RepositoryError | DatabaseError | ConfigurationError):
+        return EXIT_USAGE
+    return EXIT_USAGE
+
+
+def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
+    err_console.print(f"[bold red]error:[/] {message}", markup=True, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def print_spec_problems(error: SpecInvalid) -> None:
+    for problem in error.problems:
+        err_console.print(problem.render(), markup=False, soft_wrap=True)
+
+
+@contextmanager
+def reported_errors() -> Iterator[None]:
+    """Turn specfleet errors into one readable message and the documented exit code."""
+    try:
+        yield
+    except SpecInvalid as error:
+        err_console.print(f"[bold red]error:[/] the spec at {error.source} is invalid:")
+        print_spec_problems(error)
+        raise typer.Exit(EXIT_INVALID) from None
+    except SpecfleetError as error:
+        fail(str(error), exit_code_for(error))
+
+
+@dataclass
+class Wiring:
+    """Backends chosen from settings; the only place that decides which implementation runs."""
+
+    settings: Settings
+
+    @cached_property
+    def engine(self) -> Engine:
+        engine = make_engine(self.settings.resolved_database_url)
+        ensure_schema(engine)
+        return engine
+
+    @cached_property
+    def mirrors(self) -> MirrorCache:
+        return MirrorCache(self.settings.mirrors_dir, self.settings.git_timeout_seconds)
+
+
+def wiring() -> Wiring:
+    settings = get_settings()
+    configure_logging(settings)
+    return Wiring(settings)
+
+
+def current_actor() -> str:
+    """Who is acting, for the audit log: SPECFLEET_ACTOR, else the login name."""
+    explicit = os.environ.get("SPECFLEET_ACTOR")
+    if explicit:
+        return explicit
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+def guarded(function: Callable[[], None]) -> None:
+    with reported_errors():
+        function()
+
+
+def stdout_is_terminal() -> bool:
+    return sys.stdout.isatty()

@@ -1,0 +1,217 @@
+"""``specfleet product``: register, list, show, remove and import data products."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from core.db import Product
+from core.registry import (
+    ImportReport,
+    Registration,
+    Registry,
+    SpecReader,
+    get_product,
+    list_products,
+    product_history,
+    read_import_file,
+    utc_text,
+)
+from ui.cli.common import (
+    EXIT_INVALID,
+    EXIT_OK,
+    console,
+    current_actor,
+    err_console,
+    fail,
+    reported_errors,
+    wiring,
+)
+
+app = typer.Typer(help="Register and inspect data products.", no_args_is_help=True)
+
+
+def _registry() -> Registry:
+    wired = wiring()
+    return Registry(wired.engine, SpecReader(wired.mirrors), current_actor())
+
+
+@app.command()
+def add(
+    repo: Annotated[str, typer.Option(help="Repository URL, file:// URL or local path.")],
+    branch: Annotated[str, typer.Option(help="Branch holding the spec.")] = "main",
+    spec: Annotated[str, typer.Option(help="Spec path inside the repository.")] = "dataproduct.yaml",
+    forge: Annotated[str, typer.Option(help="local or gitlab.")] = "local",
+    project: Annotated[str | None, typer.Option(help="Forge project id or path.")] = None,
+    owner: Annotated[list[str] | None, typer.Option(help="Extra owner (repeatable).")] = None,
+    tag: Annotated[list[str] | None, typer.Option(help="Extra tag (repeatable).")] = None,
+) -> None:
+    """Register a product from its repository; its spec must be present and valid."""
+    try:
+        registration = Registration(
+            repo=repo,
+            branch=branch,
+            spec=spec,
+            forge=forge,  # type: ignore[arg-type]
+            project=project,
+            owners=tuple(owner or ()),
+            tags=tuple(tag or ()),
+        )
+    except ValueError as error:
+        fail(_first_error(error))
+    with reported_errors():
+        result = _registry().add(registration)
+    verb = {
+        "added": "[green]registered[/]",
+        "updated": "[yellow]updated[/]",
+        "reactivated": "[green]re-registered[/]",
+        "unchanged": "[dim]already registered, nothing changed:[/]",
+    }[result.status]
+    detail = f" ({', '.join(result.changed_fields)} changed)" if result.changed_fields else ""
+    console.print(f"{verb} product [bold]{result.product_id}[/]{detail}")
+
+
+@app.command("list")
+def list_(
+    all_: Annotated[bool, typer.Option("--all", help="Include removed products.")] = False,
+    owner: Annotated[str | None, typer.Option(help="Only products with this owner.")] = None,
+    tag: Annotated[str | None, typer.Option(help="Only products with this tag.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """List registered products as a table."""
+    with reported_errors():
+        products = list_products(wiring().engine, include_removed=all_, owner=owner, tag=tag)
+    if as_json:
+        console.print_json(json.dumps([_as_dict(product) for product in products]))
+        return
+    table = Table(title=f"{len(products)} products", title_justify="left")
+    for heading in ("id", "name", "owners", "tags", "repository", "branch", "registered"):
+        table.add_column(heading, overflow="fold")
+    for product in products:
+        name = escape(product.name) + ("" if product.active else " [red](removed)[/]")
+        table.add_row(
+            product.id,
+            name,
+            escape(", ".join(product.owners)),
+            escape(", ".join(product.tags)),
+            escape(product.repo_url),
+            escape(product.branch),
+            utc_text(product.registered_at),
+        )
+    console.print(table)
+
+
+@app.command()
+def show(product_id: Annotated[str, typer.Argument(help="Product id.")]) -> None:
+    """Show one product's registration and its history."""
+    with reported_errors():
+        engine = wiring().engine
+        product = get_product(engine, product_id)
+        history = product_history(engine, product_id)
+    table = Table(show_header=False, title=f"Product {product.id}", title_justify="left")
+    table.add_column("field", style="dim")
+    table.add_column("value", overflow="fold")
+    for name, value in _as_dict(product).items():
+        table.add_row(name, escape(", ".join(value) if isinstance(value, list) else str(value)))
+    console.print(table)
+    if history:
+        log = Table(title="History", title_justify="left")
+        for heading in ("when", "who", "what", "detail"):
+            log.add_column(heading, overflow="fold")
+        for entry in history:
+            changed = (entry.detail or {}).get("changed") or []
+            log.add_row(utc_text(entry.at), escape(entry.actor), entry.action, ", ".join(changed))
+        console.print(log)
+
+
+@app.command()
+def remove(product_id: Annotated[str, typer.Argument(help="Product id.")]) -> None:
+    """Stop evaluating a product; its history is kept and it can be registered again."""
+    with reported_errors():
+        removed = _registry().remove(product_id)
+    if removed:
+        console.print(f"[yellow]removed[/] product [bold]{product_id}[/] (history kept)")
+    else:
+        console.print(f"[dim]product {product_id} was already removed; nothing changed[/]")
+
+
+@app.command("import")
+def import_(
+    file: Annotated[Path, typer.Argument(help="YAML or CSV file of products to register.")],
+) -> None:
+    """Register every product in a file; bad rows are reported, the rest imported."""
+    with reported_errors():
+        rows = read_import_file(file)
+        registry = _registry()
+        with Progress(
+            TextColumn("[progress.description]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=err_console,
+            transient=True,
+        ) as progress:
+            task = progress.add_task("reading specs", total=len(rows))
+            report = registry.import_rows(
+                rows, on_progress=lambda done: progress.update(task, completed=done)
+            )
+    _print_import_report(file, len(rows), report)
+    raise typer.Exit(EXIT_INVALID if report.failed else EXIT_OK)
+
+
+def _print_import_report(file: Path, total: int, report: ImportReport) -> None:
+    summary = Table(title=f"Import of {file} ({total} rows)", title_justify="left")
+    summary.add_column("outcome")
+    summary.add_column("products", justify="right")
+    for status in ("added", "updated", "reactivated", "unchanged"):
+        summary.add_row(status, str(report.count(status)))  # type: ignore[arg-type]
+    summary.add_row("[red]rejected rows[/]", str(len(report.failed)))
+    console.print(summary)
+    if report.failed:
+        failures = Table(title="Rejected rows", title_justify="left")
+        failures.add_column("row")
+        failures.add_column("reason", overflow="fold")
+        for failure in report.failed:
+            failures.add_row(escape(failure.label), escape(failure.reason))
+        err_console.print(failures)
+    if report.results and not report.changed_anything:
+        console.print(
+            f"Nothing changed: all {len(report.results)} products are already registered "
+            "as this file describes."
+        )
+
+
+def _as_dict(product: Product) -> dict[str, object]:
+    return {
+        "id": product.id,
+        "name": product.name,
+        "repo": product.repo_url,
+        "branch": product.branch,
+        "spec": product.spec_path,
+        "forge": product.forge,
+        "project": product.forge_project,
+        "owners": product.owners,
+        "tags": product.tags,
+        "runtime": product.runtime,
+        "spec_commit": product.spec_commit,
+        "active": product.active,
+        "registered_at": utc_text(product.registered_at),
+        "removed_at": utc_text(product.removed_at) if product.removed_at else None,
+    }
+
+
+def _first_error(error: ValueError) -> str:
+    errors = getattr(error, "errors", None)
+    if callable(errors):
+        parts = []
+        for item in errors(include_url=False):
+            where = ".".join(str(part) for part in item["loc"])
+            parts.append(f"--{where}: {str(item['msg']).removeprefix('Value error, ')}")
+        return "; ".join(parts)
+    return str(error)

@@ -1,0 +1,145 @@
+"""``specfleet spec``: validate, show and publish the schema of ``dataproduct.yaml``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+from rich.panel import Panel
+from rich.table import Table
+
+from core.errors import InputError
+from core.spec import Spec, check_spec_file
+from core.spec.schema import spec_json_schema
+from ui.cli.common import EXIT_INVALID, EXIT_OK, EXIT_USAGE, console, err_console, reported_errors
+
+app = typer.Typer(help="Validate and read dataproduct.yaml specs.", no_args_is_help=True)
+
+
+@app.command()
+def validate(
+    paths: Annotated[list[Path], typer.Argument(help="Spec files to validate.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print problems as JSON.")] = False,
+) -> None:
+    """Check specs against the format; exit 0 valid, 1 invalid, 2 unreadable."""
+    worst = EXIT_OK
+    report = []
+    for path in paths:
+        try:
+            check = check_spec_file(path)
+        except InputError as error:
+            worst = EXIT_USAGE
+            report.append({"file": str(path), "valid": False, "error": str(error)})
+            if not as_json:
+                err_console.print(f"[bold red]error:[/] {escape(str(error))}")
+            continue
+        report.append(
+            {
+                "file": str(path),
+                "valid": check.valid,
+                "id": check.spec.id if check.spec else None,
+                "problems": [problem.as_dict() for problem in check.problems],
+            }
+        )
+        if check.spec is not None:
+            if not as_json:
+                console.print(f"[green]valid[/]   {escape(str(path))} (product {check.spec.id})")
+            continue
+        worst = max(worst, EXIT_INVALID)
+        if not as_json:
+            count = len(check.problems)
+            noun = "problem" if count == 1 else "problems"
+            err_console.print(f"[red]invalid[/] {escape(str(path))}: {count} {noun}")
+            for problem in check.problems:
+                err_console.print(f"  {problem.render()}", markup=False, soft_wrap=True)
+    if as_json:
+        console.print_json(json.dumps(report))
+    raise typer.Exit(worst)
+
+
+@app.command()
+def show(path: Annotated[Path, typer.Argument(help="Spec file to render.")]) -> None:
+    """Render a spec for people: purpose, outputs and why, requirements, amendment timeline."""
+    from core.spec import load_spec
+
+    with reported_errors():
+        spec = load_spec(path)
+    render_spec(spec)
+
+
+@app.command()
+def schema() -> None:
+    """Print the JSON Schema of dataproduct.yaml, for editors and CI checks."""
+    console.print_json(json.dumps(spec_json_schema()))
+
+
+def render_spec(spec: Spec) -> None:
+    owners = ", ".join(spec.owners)
+    tags = ", ".join(spec.tags) or "-"
+    console.print(
+        Panel(
+            f"{escape(spec.purpose.strip())}\n\n[dim]owners[/] {escape(owners)}   "
+            f"[dim]tags[/] {escape(tags)}   [dim]runtime[/] {spec.implementation.runtime}",
+            title=f"[bold]{escape(spec.name)}[/] ({spec.id})",
+            title_align="left",
+        )
+    )
+    if spec.inputs:
+        inputs = Table(title="Inputs", title_justify="left", show_lines=False)
+        for heading in ("input", "format", "fixture", "expectations"):
+            inputs.add_column(heading)
+        for item in spec.inputs:
+            inputs.add_row(item.name, item.format, item.fixture, "; ".join(item.expectations))
+        console.print(inputs)
+    for output in spec.outputs:
+        key = ", ".join(output.primary_key) or "none"
+        table = Table(
+            title=f"Output {output.name} ({output.format}: {output.path}; key: {key})",
+            title_justify="left",
+            show_lines=True,
+        )
+        for heading in ("column", "type", "required", "description", "why"):
+            table.add_column(heading, overflow="fold")
+        for column in output.columns:
+            table.add_row(
+                column.name,
+                column.type,
+                "yes" if column.required else "",
+                escape(column.description or "[missing]"),
+                escape(column.why or "[missing]"),
+            )
+        console.print(table)
+    if spec.requirements:
+        table = Table(title="Requirements", title_justify="left", show_lines=True)
+        for heading in ("id", "requirement", "proved by"):
+            table.add_column(heading, overflow="fold")
+        for requirement in spec.requirements:
+            table.add_row(
+                requirement.id,
+                escape(requirement.text),
+                escape("\n".join(requirement.tests) or "[no test named]"),
+            )
+        console.print(table)
+    if spec.failure_modes:
+        table = Table(title="Failure modes", title_justify="left")
+        for heading in ("id", "when", "expect"):
+            table.add_column(heading, overflow="fold")
+        for mode in spec.failure_modes:
+            when = "input missing" if mode.when.input_missing else "input empty"
+            expect = f"exit {mode.expect.exit_code}"
+            if mode.expect.stderr_contains:
+                expect += f", stderr contains {mode.expect.stderr_contains!r}"
+            table.add_row(mode.id, f"{when}: {mode.when.input_name}", escape(expect))
+        console.print(table)
+    if spec.amendments:
+        console.print("[bold]Amendment timeline[/]")
+        for amendment in sorted(spec.amendments, key=lambda item: (item.date, item.id)):
+            console.print(
+                f"  [cyan]{amendment.date.isoformat()}[/] [bold]{amendment.id}[/] "
+                f"{escape(amendment.requirement)}\n"
+                f"      changed: {escape(amendment.change)}\n"
+                f"      why:     {escape(amendment.why)}"
+            )
