@@ -148,7 +148,11 @@ def decide(existing: Product | None, resolved: ResolvedProduct) -> RegistrationR
 
 
 class SpecReader:
-    """Reads and checks specs from repositories, fetching each repository once per reader."""
+    """Reads and checks specs for one operation, fetching each repository once.
+
+    Short-lived on purpose: a reader remembers what it fetched, so a new operation (a new
+    ``add``, a new import) makes a new reader and sees the repositories as they are now.
+    """
 
     def __init__(self, mirrors: MirrorCache) -> None:
         self.mirrors = mirrors
@@ -198,13 +202,13 @@ class SpecReader:
 class Registry:
     """Registered products in the database; every change is audited."""
 
-    def __init__(self, engine: Engine, reader: SpecReader, actor: str) -> None:
+    def __init__(self, engine: Engine, mirrors: MirrorCache, actor: str) -> None:
         self.engine = engine
-        self.reader = reader
+        self.mirrors = mirrors
         self.actor = actor
 
     def add(self, registration: Registration) -> RegistrationResult:
-        resolved = self.reader.resolve(registration)
+        resolved = SpecReader(self.mirrors).resolve(registration)
         with session_scope(self.engine) as session:
             existing = session.get(Product, resolved.spec.id)
             result = decide(existing, resolved)
@@ -216,6 +220,7 @@ class Registry:
     ) -> ImportReport:
         """Register many products; a bad row is reported and the rest are imported."""
         report = ImportReport()
+        reader = SpecReader(self.mirrors)
         valid: list[tuple[ImportRow, Registration]] = []
         for row in rows:
             if row.error is not None or row.registration is None:
@@ -228,14 +233,14 @@ class Registry:
                 urls.append(normalise_repo_url(registration.repo))
             except InputError:
                 continue  # reported against its row by resolve() below
-        self.reader.prefetch(urls)
+        reader.prefetch(urls)
         resolved_rows: list[tuple[ImportRow, ResolvedProduct]] = []
         seen: dict[str, str] = {}
         for done, (row, registration) in enumerate(valid, start=1):
             if on_progress is not None and done % 100 == 0:
                 on_progress(done)
             try:
-                resolved = self.reader.resolve(registration)
+                resolved = reader.resolve(registration)
             except SpecInvalid as error:
                 detail = "; ".join(problem.render() for problem in error.problems[:3])
                 report.failed.append(RowFailure(row.label, f"invalid spec: {detail}"))

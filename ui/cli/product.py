@@ -16,7 +16,6 @@ from core.registry import (
     ImportReport,
     Registration,
     Registry,
-    SpecReader,
     get_product,
     list_products,
     product_history,
@@ -39,7 +38,7 @@ app = typer.Typer(help="Register and inspect data products.", no_args_is_help=Tr
 
 def _registry() -> Registry:
     wired = wiring()
-    return Registry(wired.engine, SpecReader(wired.mirrors), current_actor())
+    return Registry(wired.engine, wired.mirrors, current_actor())
 
 
 @app.command()

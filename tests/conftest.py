@@ -1,0 +1,149 @@
+"""Shared fixtures: an isolated SPECFLEET_HOME, real git repositories, SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import git
+import pytest
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.engine import make_url
+
+from core.db import ensure_schema, make_engine
+from core.settings import get_settings
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = REPO_ROOT / "examples"
+DEFAULT_POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+
+
+@pytest.fixture(autouse=True)
+def specfleet_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """Every test gets its own home, so nothing leaks between tests or into the checkout."""
+    home = tmp_path / "home"
+    for name in list(os.environ):
+        if name.startswith("SPECFLEET_") and not name.startswith("SPECFLEET_TEST_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("SPECFLEET_HOME", str(home))
+    monkeypatch.setenv("SPECFLEET_ACTOR", "tester@example.com")
+    get_settings.cache_clear()
+    yield home
+    get_settings.cache_clear()
+
+
+RepoFactory = Callable[..., Path]
+
+
+@pytest.fixture
+def make_repo(tmp_path: Path) -> RepoFactory:
+    """Create a real git repository with the given files committed on a branch."""
+
+    def factory(
+        files: dict[str, str | bytes] | None = None,
+        source: Path | None = None,
+        name: str = "product",
+        branch: str = "main",
+    ) -> Path:
+        path = tmp_path / "repos" / name
+        if source is not None:
+            shutil.copytree(source, path, ignore=shutil.ignore_patterns("__pycache__", "out"))
+        path.mkdir(parents=True, exist_ok=True)
+        for relative, content in (files or {}).items():
+            target = path / relative
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if isinstance(content, bytes):
+                target.write_bytes(content)
+            else:
+                target.write_text(content)
+        repo = git.Repo.init(path, initial_branch=branch)
+        with repo.config_writer() as config:
+            config.set_value("user", "name", "Test Author")
+            config.set_value("user", "email", "author@example.com")
+        repo.git.add(A=True)
+        repo.index.commit("initial commit")
+        repo.close()
+        return path
+
+    return factory
+
+
+def commit_files(repo_path: Path, files: dict[str, str], message: str = "change") -> str:
+    repo = git.Repo(repo_path)
+    for relative, content in files.items():
+        target = repo_path / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(content)
+    repo.git.add(A=True)
+    sha = repo.index.commit(message).hexsha
+    repo.close()
+    return sha
+
+
+def postgres_admin_url() -> str:
+    return os.environ.get("SPECFLEET_TEST_POSTGRES_URL", DEFAULT_POSTGRES_URL)
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A fresh, empty PostgreSQL database for one test, dropped afterwards.
+
+    A missing server fails the test loudly: CI must provide PostgreSQL.
+    """
+    admin_url = postgres_admin_url()
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    name = f"specfleet_test_{uuid.uuid4().hex[:12]}"
+    try:
+        with admin.connect() as connection:
+            connection.execute(text(f'CREATE DATABASE "{name}"'))
+    except Exception as error:  # noqa: BLE001 - any failure here means "no server"
+        admin.dispose()
+        pytest.fail(f"PostgreSQL is not reachable at {admin_url}: {error}")
+    url = make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+    try:
+        yield url
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Both supported databases: SQLite in the test's home and a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'registry.db'}"
+    return str(request.getfixturevalue("postgres_url"))
+
+
+@pytest.fixture
+def engine(database_url: str) -> Iterator[Engine]:
+    engine = make_engine(database_url)
+    ensure_schema(engine)
+    yield engine
+    engine.dispose()
+
+
+SPECFLEET = str(Path(sys.executable).with_name("specfleet"))
+
+
+@pytest.fixture
+def cli(tmp_path: Path) -> Callable[..., subprocess.CompletedProcess[str]]:
+    """Run the installed ``specfleet`` console script, as a user would."""
+
+    def run(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None):
+        return subprocess.run(
+            [SPECFLEET, *args],
+            capture_output=True,
+            text=True,
+            cwd=cwd or tmp_path,
+            env={**os.environ, "COLUMNS": "200", "NO_COLOR": "1", **(env or {})},
+            timeout=300,
+        )
+
+    return run
