@@ -346,7 +346,7 @@ def list_products(
     tag: str | None = None,
 ) -> list[Product]:
     with Session(engine) as session:
-        statement = select(Product).order_by(Product.id)  # type: ignore[arg-type]
+        statement = select(Product).order_by(Product.id)
         if not include_removed:
             statement = statement.where(Product.active == True)  # noqa: E712
         products = list(session.exec(statement))
@@ -477,7 +477,7 @@ def _csv_rows(path: Path, text: str) -> list[ImportRow]:
     for record in reader:
         label = f"{path}:{reader.line_num}"
         if None in record:
-            rows.append(ImportRow(label, None, f"{len(record[None])} more value(s) than columns"))  # type: ignore[index]
+            rows.append(ImportRow(label, None, f"{len(record[None])} more value(s) than columns"))
             continue
         rows.append(
             registration_from_mapping(label, {k: (v or "").strip() for k, v in record.items()})

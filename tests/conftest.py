@@ -101,7 +101,7 @@ def postgres_url() -> Iterator[str]:
     try:
         with admin.connect() as connection:
             connection.execute(text(f'CREATE DATABASE "{name}"'))
-    except Exception as error:  # noqa: BLE001 - any failure here means "no server"
+    except Exception as error:
         admin.dispose()
         pytest.fail(f"PostgreSQL is not reachable at {admin_url}: {error}")
     url = make_url(admin_url).set(database=name).render_as_string(hide_password=False)

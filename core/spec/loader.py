@@ -265,16 +265,14 @@ def _validation_problems(
 
 def _known_fields(model: type[BaseModel], path: FieldPath) -> list[str]:
     """The keys a model accepts at ``path``, following list items and nested models."""
-    current: Any = model
+    current: type[BaseModel] | None = model
     for part in path:
         if isinstance(part, int):
             continue
-        field = current.model_fields.get(part) if isinstance(current, type) else None
+        field = current.model_fields.get(part) if current is not None else None
         if field is None:
             return []
         current = _model_in(field.annotation)
-        if current is None:
-            return []
     return list(current.model_fields) if current is not None else []
 
 

@@ -6,6 +6,7 @@ from typing import Any
 
 from core.spec.model import Spec
 
+
 def spec_json_schema() -> dict[str, Any]:
     schema = Spec.model_json_schema(mode="validation")
     return {"$schema": "https://json-schema.org/draft/2020-12/schema", **schema}

@@ -121,7 +121,7 @@ def test_missing_spec_branch_or_repository_is_refused(
 ) -> None:
     """A missing spec file, branch or repository each gets its own message."""
     repo = make_repo({"README.md": "no spec here"})
-    with pytest.raises(SpecMissing, match="dataproduct.yaml: no such file"):
+    with pytest.raises(SpecMissing, match=r"dataproduct\.yaml: no such file"):
         registry.add(Registration(repo=str(repo)))
     with pytest.raises(RepositoryError, match="no branch 'develop'"):
         registry.add(Registration(repo=str(repo), branch="develop"))
@@ -134,7 +134,7 @@ def test_oversized_spec_in_a_repository_is_refused(
 ) -> None:
     """A 2 MB spec in a repository is refused by size, not parsed."""
     repo = make_repo({"dataproduct.yaml": "#" * (2 * 1024 * 1024)})
-    with pytest.raises(SpecInvalid, match="2.0 MB"):
+    with pytest.raises(SpecInvalid, match=r"2\.0 MB"):
         registry.add(Registration(repo=str(repo)))
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import typer
 
-from core.db import make_engine, upgrade as upgrade_schema
+from core.db import make_engine
+from core.db import upgrade as upgrade_schema
 from core.db.engine import current_revision, head_revision, safe_url
 from core.settings import get_settings
 from ui.cli.common import console, reported_errors

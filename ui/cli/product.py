@@ -45,7 +45,9 @@ def _registry() -> Registry:
 def add(
     repo: Annotated[str, typer.Option(help="Repository URL, file:// URL or local path.")],
     branch: Annotated[str, typer.Option(help="Branch holding the spec.")] = "main",
-    spec: Annotated[str, typer.Option(help="Spec path inside the repository.")] = "dataproduct.yaml",
+    spec: Annotated[
+        str, typer.Option(help="Spec path inside the repository.")
+    ] = "dataproduct.yaml",
     forge: Annotated[str, typer.Option(help="local or gitlab.")] = "local",
     project: Annotated[str | None, typer.Option(help="Forge project id or path.")] = None,
     owner: Annotated[list[str] | None, typer.Option(help="Extra owner (repeatable).")] = None,
@@ -57,7 +59,7 @@ def add(
             repo=repo,
             branch=branch,
             spec=spec,
-            forge=forge,  # type: ignore[arg-type]
+            forge=forge,
             project=project,
             owners=tuple(owner or ()),
             tags=tuple(tag or ()),
@@ -169,7 +171,7 @@ def _print_import_report(file: Path, total: int, report: ImportReport) -> None:
     summary.add_column("outcome")
     summary.add_column("products", justify="right")
     for status in ("added", "updated", "reactivated", "unchanged"):
-        summary.add_row(status, str(report.count(status)))  # type: ignore[arg-type]
+        summary.add_row(status, str(report.count(status)))
     summary.add_row("[red]rejected rows[/]", str(len(report.failed)))
     console.print(summary)
     if report.failed:
