@@ -56,6 +56,10 @@ class SpecInvalid(InputError):
         more = f" (and {count - 1} more)" if count > 1 else ""
         super().__init__(f"{first}{more}")
 
+    def __reduce__(self) -> tuple[type[SpecInvalid], tuple[str, list[Problem]]]:
+        # pickled when specs are checked in worker processes
+        return (SpecInvalid, (self.source, self.problems))
+
 
 class ImportFileError(InputError):
     """A registration file (YAML or CSV) cannot be read at all."""

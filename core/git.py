@@ -12,16 +12,18 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+import os
 import re
 import shutil
-from collections.abc import Iterator
+import subprocess
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import git
 
-from core.errors import InputError, RepositoryError, SpecMissing
+from core.errors import InputError, RepositoryError
 from core.secrets import find_secret_shapes, redact_text
 
 GIT_ENV = {
@@ -65,16 +67,6 @@ def normalise_repo_url(url: str, base: Path | None = None) -> str:
 
 def is_local(url: str) -> bool:
     return url.startswith("/")
-
-
-@dataclass(frozen=True)
-class RepoFile:
-    """A file read from a repository at the tip of a branch."""
-
-    commit: str
-    size: int
-    data: bytes | None  # None when larger than the reader's limit: never read into memory
-    label: str  # "<repo>@<branch>:<path>", for messages
 
 
 class MirrorCache:
@@ -131,25 +123,79 @@ class MirrorCache:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def read_file_at(mirror: Path, url: str, branch: str, path: str, max_bytes: int) -> RepoFile:
-    """Read ``path`` at the tip of ``branch``; missing branch or file is a RepositoryError."""
-    label = f"{url}@{branch}:{path}"
-    repo = git.Repo(mirror)
-    try:
-        try:
-            commit = repo.commit(f"refs/heads/{branch}")
-        except (git.BadName, ValueError) as error:
-            raise RepositoryError(f"{url}: no branch {branch!r}") from error
-        try:
-            blob = commit.tree / path
-        except KeyError as error:
-            raise SpecMissing(f"{label}: no such file in the repository") from error
-        if blob.type != "blob":
-            raise SpecMissing(f"{label}: is a {blob.type}, not a file")
-        data = blob.data_stream.read() if blob.size <= max_bytes else None
-        return RepoFile(commit.hexsha, blob.size, data, label)
-    finally:
-        repo.close()
+@dataclass(frozen=True)
+class TreeEntry:
+    """A file's entry in a commit's tree: its blob id and size, without its content."""
+
+    path: str
+    blob: str
+    size: int
+
+
+def branch_tip(mirror: Path, url: str, branch: str) -> str:
+    """The commit at the tip of ``branch``; a missing branch is a RepositoryError."""
+    result = _git(mirror, "rev-parse", "--verify", "--quiet", f"refs/heads/{branch}^{{commit}}")
+    if result.returncode != 0:
+        raise RepositoryError(f"{url}: no branch {branch!r}")
+    return result.stdout.decode().strip()
+
+
+def tree_entries(mirror: Path, commit: str, paths: Sequence[str]) -> dict[str, TreeEntry]:
+    """Blob id and size of each of ``paths`` that is a file at ``commit`` (one git call)."""
+    entries: dict[str, TreeEntry] = {}
+    wanted = set(paths)
+    for start in range(0, len(paths), 1000):  # stay far below the argument-length limit
+        chunk = list(paths[start : start + 1000])
+        result = _git(mirror, "ls-tree", "-l", "-z", "--full-tree", commit, "--", *chunk)
+        if result.returncode != 0:
+            raise RepositoryError(f"cannot list {commit[:12]}: {_stderr(result)}")
+        for record in result.stdout.split(b"\0"):
+            if not record:
+                continue
+            meta, _, name = record.partition(b"\t")
+            _mode, kind, blob, size = meta.split()
+            path = name.decode("utf-8", "surrogateescape")
+            if kind == b"blob" and path in wanted:
+                entries[path] = TreeEntry(path, blob.decode(), int(size))
+    return entries
+
+
+def read_blobs(mirror: Path, blobs: Sequence[str]) -> dict[str, bytes]:
+    """Contents of many blobs through one ``git cat-file --batch``."""
+    unique = list(dict.fromkeys(blobs))
+    if not unique:
+        return {}
+    result = _git(mirror, "cat-file", "--batch", stdin=("\n".join(unique) + "\n").encode())
+    if result.returncode != 0:
+        raise RepositoryError(f"cannot read objects from {mirror.name}: {_stderr(result)}")
+    contents: dict[str, bytes] = {}
+    output, offset = result.stdout, 0
+    for blob in unique:
+        header_end = output.index(b"\n", offset)
+        header = output[offset:header_end].split()
+        if len(header) < 3 or header[1] == b"missing":
+            raise RepositoryError(f"object {blob} is missing from {mirror.name}")
+        size = int(header[2])
+        contents[blob] = output[header_end + 1 : header_end + 1 + size]
+        offset = header_end + 1 + size + 1  # content, then a newline
+    return contents
+
+
+def _git(
+    mirror: Path, *args: str, stdin: bytes | None = None
+) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(
+        ["git", "--git-dir", str(mirror), *args],
+        input=stdin,
+        capture_output=True,
+        env={**os.environ, **GIT_ENV},
+        timeout=120,
+        check=False,
+    )
+
+
+def _stderr(result: subprocess.CompletedProcess[bytes]) -> str:
+    return redact_text(result.stderr.decode("utf-8", "replace").strip()[-500:])
 
 
 def _git_message(error: git.GitCommandError) -> str:

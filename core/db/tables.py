@@ -50,7 +50,12 @@ class Product(SQLModel, table=True):
     tags: list[str] = _json_list()
     runtime: str | None = Field(default=None, max_length=32)
     spec_commit: str | None = Field(default=None, max_length=64)
-    spec_hash: str | None = Field(default=None, max_length=64)
+    spec_hash: str | None = Field(
+        default=None, max_length=64, description="Git blob id of the spec at spec_commit."
+    )
+    registration_hash: str | None = Field(
+        default=None, max_length=64, description="Fingerprint of the registration's own fields."
+    )
     active: bool = Field(default=True, index=True)
     registered_by: str | None = Field(default=None, max_length=200)
     registered_at: dt.datetime = _when()

@@ -241,5 +241,26 @@ def test_changed_fields_is_pure_and_compares_lists() -> None:
         "tags": ["t"],
         "runtime": None,
         "spec_hash": "h",
+        "registration_hash": None,
     }
     assert changed_fields(product, desired) == ("owners",)
+
+
+def test_many_specs_are_checked_in_parallel_with_the_same_results() -> None:
+    """Above the parallel threshold, worker processes give the serial results, problems included."""
+    from core.errors import SpecInvalid
+    from core.registry.reader import PARALLEL_CHECKS_FROM, check_many
+
+    items = [
+        (spec_text(f"p{index:04d}").encode(), f"repo@main:p{index}.yaml")
+        for index in range(PARALLEL_CHECKS_FROM)
+    ]
+    items[7] = (spec_text("p0007", **{"spec_version: 1": "spec_version: 3"}).encode(), "bad.yaml")
+    progress: list[int] = []
+    results = check_many(items, on_progress=progress.append)
+    assert len(results) == len(items)
+    assert [getattr(result, "id", None) for result in results[:3]] == ["p0000", "p0001", "p0002"]
+    invalid = results[7]
+    assert isinstance(invalid, SpecInvalid)
+    assert invalid.source == "bad.yaml" and "spec_version" in invalid.problems[0].render()
+    assert progress and progress[-1] <= len(items) and progress == sorted(progress)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from ui.cli import db, product, spec
+from ui.cli import db, examples, product, spec
 
 app = typer.Typer(
     name="specfleet",
@@ -16,6 +16,7 @@ app = typer.Typer(
 app.add_typer(spec.app, name="spec")
 app.add_typer(product.app, name="product")
 app.add_typer(db.app, name="db")
+app.add_typer(examples.app, name="examples")
 
 
 def main() -> None:

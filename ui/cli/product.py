@@ -35,6 +35,9 @@ from ui.cli.common import (
 
 app = typer.Typer(help="Register and inspect data products.", no_args_is_help=True)
 
+# internal column names as a person would say them
+FIELD_NAMES = {"spec_hash": "spec content", "registration_hash": "registration"}
+
 
 def _registry() -> Registry:
     wired = wiring()
@@ -74,7 +77,8 @@ def add(
         "reactivated": "[green]re-registered[/]",
         "unchanged": "[dim]already registered, nothing changed:[/]",
     }[result.status]
-    detail = f" ({', '.join(result.changed_fields)} changed)" if result.changed_fields else ""
+    changed = [FIELD_NAMES.get(name, name) for name in result.changed_fields]
+    detail = f" ({', '.join(changed)} changed)" if changed else ""
     console.print(f"{verb} product [bold]{result.product_id}[/]{detail}")
 
 
@@ -167,7 +171,8 @@ def import_(
 
 
 def _print_import_report(file: Path, total: int, report: ImportReport) -> None:
-    summary = Table(title=f"Import of {file} ({total} rows)", title_justify="left")
+    console.print(f"Import of {escape(str(file))} ({total} rows)", soft_wrap=True)
+    summary = Table()
     summary.add_column("outcome")
     summary.add_column("products", justify="right")
     for status in ("added", "updated", "reactivated", "unchanged"):

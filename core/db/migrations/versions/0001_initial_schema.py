@@ -69,6 +69,7 @@ def upgrade() -> None:
         sa.Column("runtime", sa.String(length=32), nullable=True),
         sa.Column("spec_commit", sa.String(length=64), nullable=True),
         sa.Column("spec_hash", sa.String(length=64), nullable=True),
+        sa.Column("registration_hash", sa.String(length=64), nullable=True),
         sa.Column("active", sa.Boolean(), nullable=False),
         sa.Column("registered_by", sa.String(length=200), nullable=True),
         sa.Column("registered_at", sa.DateTime(timezone=True), nullable=False),
