@@ -96,18 +96,21 @@ def list_(
         console.print_json(json.dumps([_as_dict(product) for product in products]))
         return
     table = Table(title=f"{len(products)} products", title_justify="left")
-    for heading in ("id", "name", "owners", "tags", "repository", "branch", "registered"):
+    table.add_column("id", no_wrap=True)
+    for heading in ("name", "owners", "tags", "repository"):
         table.add_column(heading, overflow="fold")
+    table.add_column("branch", no_wrap=True)
+    table.add_column("registered", no_wrap=True)
     for product in products:
         name = escape(product.name) + ("" if product.active else " [red](removed)[/]")
         table.add_row(
             product.id,
             name,
-            escape(", ".join(product.owners)),
+            escape("\n".join(product.owners)),
             escape(", ".join(product.tags)),
             escape(product.repo_url),
             escape(product.branch),
-            utc_text(product.registered_at),
+            product.registered_at.strftime("%Y-%m-%d"),
         )
     console.print(table)
 
