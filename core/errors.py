@@ -11,7 +11,8 @@ translate library errors into it with ``raise ... from`` so the original stays a
     ├── ConfigurationError             a setting is missing or contradictory
     ├── InputError                     a file or argument a user gave cannot be used
     │   ├── SpecInvalid                dataproduct.yaml broke the format (carries problems)
-    │   └── ImportFileError            a registration file cannot be read at all
+    │   ├── ImportFileError            a registration file cannot be read at all
+    │   └── DependencyFileError        a product's dependency file cannot be read or rewritten
     ├── RepositoryError                a product repository cannot be fetched or read
     │   └── SpecMissing                the repository has no spec at the registered path
     ├── RegistryError                  the registry refuses a change
@@ -63,6 +64,11 @@ class SpecInvalid(InputError):
 
 class ImportFileError(InputError):
     """A registration file (YAML or CSV) cannot be read at all."""
+
+
+class DependencyFileError(InputError):
+    """A product's dependency file is missing or outside its repository, or rewriting it (or
+    recompiling its lock) failed; a failed rewrite leaves the files as they were."""
 
 
 class RepositoryError(SpecfleetError):

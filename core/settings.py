@@ -39,6 +39,27 @@ class Settings(BaseSettings):
     git_timeout_seconds: int = Field(
         default=120, gt=0, description="Time limit for one git fetch or clone."
     )
+    index_url: str = Field(
+        default="https://pypi.org", description="Package index whose JSON API gives release facts."
+    )
+    index_cache_hours: int = Field(
+        default=24, gt=0, description="How long release facts are cached (per package)."
+    )
+    advisory_source: Literal["osv-directory", "pip-audit"] = Field(
+        default="osv-directory",
+        description="Where vulnerabilities come from: an offline OSV directory or pip-audit.",
+    )
+    advisory_dir: Path | None = Field(
+        default=None,
+        description="OSV advisory directory (PyPA advisory-database layout) for osv-directory.",
+    )
+    osv_url: str | None = Field(
+        default=None,
+        description="OSV query endpoint for pip-audit (e.g. from `specfleet advisories serve`).",
+    )
+    redis_url: str | None = Field(
+        default=None, description="Redis for fleet mode; also shares the release-facts cache."
+    )
     gitlab_url: str | None = Field(
         default=None, description="GitLab base URL for the gitlab forge."
     )
@@ -62,6 +83,10 @@ class Settings(BaseSettings):
     @property
     def mirrors_dir(self) -> Path:
         return self.home / "mirrors"
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.home / "cache"
 
     def secret_values(self) -> list[str]:
         """Every configured secret's plain value, for redaction; never log this list."""

@@ -147,3 +147,19 @@ def cli(tmp_path: Path) -> Callable[..., subprocess.CompletedProcess[str]]:
         )
 
     return run
+
+
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/15"
+
+
+@pytest.fixture
+def redis_url() -> str:
+    """The Redis server the tests use; a missing server fails the test loudly."""
+    import redis
+
+    url = os.environ.get("SPECFLEET_TEST_REDIS_URL", DEFAULT_REDIS_URL)
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=2).ping()
+    except redis.RedisError as error:
+        pytest.fail(f"Redis is not reachable at {url}: {error}")
+    return url

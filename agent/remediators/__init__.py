@@ -1,0 +1,1 @@
+"""Deterministic remediators: changes that need no LLM (dependency upgrades, rewrites)."""
