@@ -60,11 +60,13 @@ class ReleaseFacts:
     fetched_at: dt.datetime
 
     def release(self, version: str) -> Release | None:
-        wanted = _parse(version)
         for release in self.releases:
-            if release.version == version or (wanted is not None and release.parsed == wanted):
+            if release.version == version:
                 return release
-        return None
+        wanted = _parse(version)  # "1.0" and "1.0.0" name the same release
+        if wanted is None:
+            return None
+        return next((release for release in self.releases if release.parsed == wanted), None)
 
 
 @dataclass(frozen=True)
@@ -220,15 +222,22 @@ class IndexClient:
 
 
 def trim_index_document(document: Mapping[str, Any]) -> dict[str, Any]:
-    """Keep what specfleet reads of a ``/pypi/NAME/json`` answer (a few KB, not MBs)."""
+    """Keep what specfleet reads of a ``/pypi/NAME/json`` answer (a few KB, not MBs).
+
+    Releases are stored sorted by version, with normalised timestamps, so that reading a
+    cached document needs no sorting and no version parsing (the warm path of every check).
+    """
     info = document["info"]
     releases: dict[str, dict[str, Any]] = {}
-    for version, files in (document.get("releases") or {}).items():
+    for version, files in sorted(
+        (document.get("releases") or {}).items(), key=lambda item: _version_key(item[0])
+    ):
         if not files:
             continue  # a version with no files cannot be installed
         uploads = [item.get("upload_time_iso_8601") or item.get("upload_time") for item in files]
+        first = min((upload for upload in uploads if upload), default=None)
         releases[version] = {
-            "uploaded_at": min((upload for upload in uploads if upload), default=None),
+            "uploaded_at": _when(first).isoformat() if _when(first) else None,
             "yanked": any(bool(item.get("yanked")) for item in files),
             "yanked_reason": next(
                 (item.get("yanked_reason") for item in files if item.get("yanked")), None
@@ -241,7 +250,7 @@ def trim_index_document(document: Mapping[str, Any]) -> dict[str, Any]:
 def facts_from_document(name: NormalizedName, document: Mapping[str, Any]) -> Facts:
     if document.get("missing"):
         return UnknownFacts(name, "not found on the index (a private package?)")
-    releases = [
+    releases = tuple(
         Release(
             version=version,
             uploaded_at=_when(entry.get("uploaded_at")),
@@ -249,18 +258,22 @@ def facts_from_document(name: NormalizedName, document: Mapping[str, Any]) -> Fa
             yanked_reason=entry.get("yanked_reason"),
             requires_python=entry.get("requires_python"),
         )
-        for version, entry in document.get("releases", {}).items()
-    ]
-    releases.sort(key=lambda release: (release.parsed is None, release.parsed or Version("0")))
+        for version, entry in document.get("releases", {}).items()  # stored sorted
+    )
     fetched_at = _when(document.get("fetched_at")) or dt.datetime.now(dt.UTC)
-    return ReleaseFacts(name, document.get("latest"), tuple(releases), fetched_at)
+    return ReleaseFacts(name, document.get("latest"), releases, fetched_at)
+
+
+def _version_key(version: str) -> tuple[bool, Version]:
+    parsed = _parse(version)
+    return (parsed is None, parsed or Version("0"))  # unparsable versions last
 
 
 def _when(text: Any) -> dt.datetime | None:
     if not isinstance(text, str):
         return None
     try:
-        moment = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+        moment = dt.datetime.fromisoformat(text)  # Python 3.11 reads "Z" and offsets
     except ValueError:
         return None
     return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
