@@ -3,9 +3,9 @@
 Cold: an empty release-facts cache and a new advisory index, so every package is asked of the
 index (PyPI's JSON API by default: the real cost a fleet pays once per package per day).
 Warm: the same check as a running worker does it, with the facts cache filled and the
-advisory index already in memory. Advisories come from an offline OSV directory (the PyPA snapshot beside the
-checkout when present, else the tests' fixtures). Prints JSON; exits 1 if warm is not at least
-20 times faster than cold.
+advisory index already in memory. Advisories come from an offline OSV directory (the PyPA
+snapshot beside the checkout when present, else the tests' fixtures). Prints JSON; exits 1 if
+warm is not at least 20 times faster than cold.
 
     python bench/health_cache.py [--index-url https://pypi.org] [--runs 3]
 """

@@ -235,9 +235,9 @@ def trim_index_document(document: Mapping[str, Any]) -> dict[str, Any]:
         if not files:
             continue  # a version with no files cannot be installed
         uploads = [item.get("upload_time_iso_8601") or item.get("upload_time") for item in files]
-        first = min((upload for upload in uploads if upload), default=None)
+        uploaded_at = _when(min((upload for upload in uploads if upload), default=None))
         releases[version] = {
-            "uploaded_at": _when(first).isoformat() if _when(first) else None,
+            "uploaded_at": uploaded_at.isoformat() if uploaded_at else None,
             "yanked": any(bool(item.get("yanked")) for item in files),
             "yanked_reason": next(
                 (item.get("yanked_reason") for item in files if item.get("yanked")), None
