@@ -1,0 +1,1 @@
+"""Checks of a product against policy rules, one module per rule kind."""

@@ -1,0 +1,39 @@
+"""What a policy check reports: findings, each tied to a rule and, where there is one, a line."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+RuleKind = Literal["dependency", "semgrep", "spec", "guideline"]
+RuleSeverity = Literal["info", "low", "medium", "high", "critical"]
+FindingStatus = Literal["fail", "error", "not-checkable"]
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One way a product does not honour a rule (or could not be checked against it).
+
+    ``status`` is ``fail`` for a violation, ``error`` when the check itself failed (e.g.
+    semgrep crashed on a file: the rest of the checks still ran), and ``not-checkable`` for
+    guidelines only the planner can judge.
+    """
+
+    rule_id: str
+    kind: RuleKind
+    severity: RuleSeverity
+    message: str
+    file: str | None = None  # repository-relative
+    line: int | None = None  # 1-based
+    fixable: bool = False  # a deterministic remediator can fix it without an LLM
+    status: FindingStatus = "fail"
+
+    @property
+    def location(self) -> str:
+        if self.file is None:
+            return "-"
+        return f"{self.file}:{self.line}" if self.line else self.file
+
+    def key(self) -> tuple[str, str | None, int | None, str]:
+        """Identity used to compare findings before and after a change."""
+        return (self.rule_id, self.file, self.line, self.message)
