@@ -10,7 +10,9 @@ translate library errors into it with ``raise ... from`` so the original stays a
     SpecfleetError                     root: catch this at an entry point
     ├── ConfigurationError             a setting is missing or contradictory
     ├── InputError                     a file or argument a user gave cannot be used
-    │   ├── SpecInvalid                dataproduct.yaml broke the format (carries problems)
+    │   ├── DocumentInvalid            a YAML document broke its format (carries problems)
+    │   │   ├── SpecInvalid            ... a dataproduct.yaml spec
+    │   │   └── PolicyPackInvalid      ... a policy pack (rule files, semgrep files)
     │   ├── ImportFileError            a registration file cannot be read at all
     │   └── DependencyFileError        a product's dependency file cannot be read or rewritten
     ├── RepositoryError                a product repository cannot be fetched or read
@@ -46,8 +48,8 @@ class InputError(SpecfleetError):
     """A file or argument given by a user cannot be used as it is."""
 
 
-class SpecInvalid(InputError):
-    """A ``dataproduct.yaml`` does not follow the format; ``problems`` says where and why."""
+class DocumentInvalid(InputError):
+    """A document does not follow its format; ``problems`` says where and why."""
 
     def __init__(self, source: str, problems: Sequence[Problem]) -> None:
         self.source = source
@@ -57,9 +59,17 @@ class SpecInvalid(InputError):
         more = f" (and {count - 1} more)" if count > 1 else ""
         super().__init__(f"{first}{more}")
 
-    def __reduce__(self) -> tuple[type[SpecInvalid], tuple[str, list[Problem]]]:
+    def __reduce__(self) -> tuple[type[DocumentInvalid], tuple[str, list[Problem]]]:
         # pickled when specs are checked in worker processes
-        return (SpecInvalid, (self.source, self.problems))
+        return (type(self), (self.source, self.problems))
+
+
+class SpecInvalid(DocumentInvalid):
+    """A ``dataproduct.yaml`` does not follow the format."""
+
+
+class PolicyPackInvalid(DocumentInvalid):
+    """A policy pack has invalid rules or Semgrep files; nothing was published."""
 
 
 class ImportFileError(InputError):

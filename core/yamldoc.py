@@ -271,3 +271,12 @@ def _model_in(annotation: Any) -> type[BaseModel] | None:
 def _short(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
+
+
+def field_positions(data: bytes) -> dict[FieldPath, Position]:
+    """Where each field of a (valid) YAML document is, for findings that point at a line."""
+    try:
+        parsed = _parse(data.decode("utf-8-sig"), "")
+    except UnicodeDecodeError:
+        return {}
+    return {} if isinstance(parsed, Problem) else parsed[1]

@@ -18,7 +18,7 @@ from __future__ import annotations
 import datetime as dt
 import difflib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -30,27 +30,7 @@ from core.health.advisories.interface import Advisory
 from core.health.pins import PinSet, RewritePlan, plan_rewrites, write_rewrites
 from core.health.releases import Facts, Release, ReleaseFacts
 from core.health.report import HealthReport, PinHealth
-
-
-@dataclass(frozen=True)
-class MinimumVersion:
-    """A policy's floor for one package, e.g. pandas >= 2.2 (rule ORG-PY-004)."""
-
-    package: NormalizedName
-    specifier: SpecifierSet
-    rule_id: str
-
-
-@dataclass(frozen=True)
-class UpgradePolicy:
-    """The organisation's rules for moving pins (filled from policy rules)."""
-
-    allow_major: bool = False
-    min_release_age_days: int = 0
-    minimums: tuple[MinimumVersion, ...] = ()
-    # packages a currency rule wants on their latest allowed release, with that rule's id;
-    # the key "*" applies to every package
-    currency: Mapping[str, str] = field(default_factory=dict)
+from core.health.upgrades import UpgradePolicy
 
 
 @dataclass(frozen=True)
@@ -97,6 +77,15 @@ def decide_pin(
     reasons, wants_latest, floors = _needs(health, policy)
     if not reasons:
         return None
+    may_cross_major = (
+        policy.allow_major
+        or (bool(health.advisories) and policy.allow_major_for_security)
+        or any(
+            minimum.allow_major
+            for minimum in policy.minimums
+            if any(reason.id == minimum.rule_id for reason in reasons)
+        )
+    )
     current = health.current
     if current is None:
         return Blocked(pin.name, None, reasons, "not an exact pin; specfleet only moves exact pins")
@@ -111,7 +100,9 @@ def decide_pin(
     rejected: dict[str, str] = {}
     eligible = []
     for release in facts.releases:
-        why_not = _ineligible(release, current_version, policy, python_version, today)
+        why_not = _ineligible(
+            release, current_version, policy, may_cross_major, python_version, today
+        )
         if why_not is None:
             eligible.append(release)
         elif release.parsed is not None and release.parsed > current_version:
@@ -191,6 +182,7 @@ def _ineligible(
     release: Release,
     current: Version,
     policy: UpgradePolicy,
+    may_cross_major: bool,
     python_version: str,
     today: dt.date,
 ) -> str | None:
@@ -215,7 +207,7 @@ def _ineligible(
         age = (today - release.uploaded_at.date()).days
         if age < policy.min_release_age_days:
             return f"released {age} days ago (minimum age {policy.min_release_age_days} days)"
-    if not policy.allow_major and _major(version) != _major(current):
+    if not may_cross_major and _major(version) != _major(current):
         return f"a new major version ({_major_text(current)} → {_major_text(version)})"
     return None
 

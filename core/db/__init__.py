@@ -3,6 +3,7 @@
 from core.db.engine import ensure_schema, make_engine, session_scope, upgrade
 from core.db.tables import (
     AuditEntry,
+    ComplianceRecord,
     Evaluation,
     MergeRequest,
     PolicyRuleRecord,
@@ -14,6 +15,7 @@ from core.db.tables import (
 
 __all__ = [
     "AuditEntry",
+    "ComplianceRecord",
     "Evaluation",
     "MergeRequest",
     "PolicyRuleRecord",

@@ -69,7 +69,8 @@ class PolicySetRecord(SQLModel, table=True):
     __tablename__ = "policy_set"
 
     version: int = Field(primary_key=True)
-    content_hash: str = Field(max_length=64, unique=True)
+    # not unique: publishing an older pack again is a new version with the same content
+    content_hash: str = Field(max_length=64, index=True)
     message: str = Field(default="", max_length=2000)
     published_by: str = Field(max_length=200)
     published_at: dt.datetime = _when()
@@ -179,3 +180,19 @@ class AuditEntry(SQLModel, table=True):
     subject_type: str = Field(max_length=32)
     subject_id: str = Field(max_length=200, index=True)
     detail: dict[str, Any] | None = _json(nullable=True)
+
+
+class ComplianceRecord(SQLModel, table=True):
+    """Whether a product honoured a rule when it was checked (appended: the rollout history)."""
+
+    __tablename__ = "compliance"
+    __table_args__ = (Index("ix_compliance_rule_checked", "rule_id", "checked_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    product_id: str = Field(foreign_key="product.id", max_length=64, index=True)
+    policy_set_version: int = Field(foreign_key="policy_set.version")
+    rule_id: str = Field(max_length=64)
+    status: str = Field(max_length=16, description="pass, fail, not-applicable or unknown.")
+    findings: int = Field(default=0)
+    window: str = Field(max_length=16, description="ISO week of the check, e.g. 2026-W48.")
+    checked_at: dt.datetime = _when()

@@ -28,6 +28,7 @@ from core.db import ensure_schema, make_engine
 from core.errors import (
     ConfigurationError,
     DatabaseError,
+    DocumentInvalid,
     InputError,
     RegistryError,
     RepositoryError,
@@ -50,7 +51,7 @@ err_console = Console(stderr=True, highlight=False)
 
 
 def exit_code_for(error: SpecfleetError) -> int:
-    if isinstance(error, SpecInvalid | SpecMissing | RegistryError):
+    if isinstance(error, DocumentInvalid | SpecMissing | RegistryError):
         return EXIT_INVALID
     if isinstance(error, InputError | RepositoryError | DatabaseError | ConfigurationError):
         return EXIT_USAGE
@@ -62,7 +63,7 @@ def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
     raise typer.Exit(code)
 
 
-def print_spec_problems(error: SpecInvalid) -> None:
+def print_spec_problems(error: DocumentInvalid) -> None:
     for problem in error.problems:
         err_console.print(problem.render(), markup=False, soft_wrap=True)
 
@@ -72,8 +73,9 @@ def reported_errors() -> Iterator[None]:
     """Turn specfleet errors into one readable message and the documented exit code."""
     try:
         yield
-    except SpecInvalid as error:
-        err_console.print(f"[bold red]error:[/] the spec at {error.source} is invalid:")
+    except DocumentInvalid as error:
+        what = "the spec at" if isinstance(error, SpecInvalid) else "the policy pack at"
+        err_console.print(f"[bold red]error:[/] {what} {error.source} is invalid:")
         print_spec_problems(error)
         raise typer.Exit(EXIT_INVALID) from None
     except SpecfleetError as error:

@@ -14,15 +14,10 @@ from packaging.utils import canonicalize_name
 from rich.markup import escape
 from rich.table import Table
 
-from agent.remediators.dependencies import (
-    DependencyProposal,
-    MinimumVersion,
-    UpgradePolicy,
-    apply_proposal,
-    propose,
-)
+from agent.remediators.dependencies import DependencyProposal, apply_proposal, propose
 from core.health.pins import read_pins
 from core.health.report import HealthReport, assess
+from core.health.upgrades import MinimumVersion, UpgradePolicy
 from core.spec import load_spec
 from ui.cli.common import EXIT_INVALID, EXIT_OK, console, fail, reported_errors, wiring
 
@@ -130,7 +125,7 @@ def _minimum(text: str) -> MinimumVersion:
         fail(f"--minimum {text!r}: expected RULE:PACKAGE>=VERSION")
     if not rule or not name:
         fail(f"--minimum {text!r}: expected RULE:PACKAGE>=VERSION")
-    return MinimumVersion(canonicalize_name(name), specifier, rule)
+    return MinimumVersion(canonicalize_name(name), specifier, rule, allow_major=False)
 
 
 def print_report(report: HealthReport) -> None:

@@ -45,8 +45,12 @@ def upgrade() -> None:
         sa.Column("published_by", sa.String(length=200), nullable=False),
         sa.Column("published_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("version"),
-        sa.UniqueConstraint("content_hash"),
     )
+    with op.batch_alter_table("policy_set", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_policy_set_content_hash"), ["content_hash"], unique=False
+        )
+
     op.create_table(
         "product",
         sa.Column("id", sa.String(length=64), nullable=False),
@@ -221,8 +225,27 @@ def upgrade() -> None:
             "ix_merge_request_product_state", ["product_id", "state"], unique=False
         )
 
+    op.create_table(
+        "compliance",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("product_id", sa.String(length=64), nullable=False),
+        sa.Column("policy_set_version", sa.Integer(), nullable=False),
+        sa.Column("rule_id", sa.String(length=64), nullable=False),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("findings", sa.Integer(), nullable=False),
+        sa.Column("window", sa.String(length=16), nullable=False),
+        sa.Column("checked_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(["policy_set_version"], ["policy_set.version"]),
+        sa.ForeignKeyConstraint(["product_id"], ["product.id"]),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    with op.batch_alter_table("compliance", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_compliance_product_id"), ["product_id"], unique=False)
+        batch_op.create_index("ix_compliance_rule_checked", ["rule_id", "checked_at"], unique=False)
+
 
 def downgrade() -> None:
+    op.drop_table("compliance")
     with op.batch_alter_table("merge_request", schema=None) as batch_op:
         batch_op.drop_index("ix_merge_request_product_state")
 
@@ -246,6 +269,9 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_product_active"))
 
     op.drop_table("product")
+    with op.batch_alter_table("policy_set", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_policy_set_content_hash"))
+
     op.drop_table("policy_set")
     with op.batch_alter_table("audit_entry", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_audit_entry_subject_id"))

@@ -1,0 +1,123 @@
+"""Check one product against a policy set: every applicable rule, each kind by its checker.
+
+Rules are grouped by kind so each tool runs once: all Semgrep rules of the product go into
+one semgrep invocation. A checker that fails (semgrep crashing, say) becomes findings of
+status ``error`` for its rules; the other kinds still run. The result says, per rule,
+whether the product passes, fails, is out of the rule's scope, or could not be judged.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from core.errors import SpecfleetError
+from core.health.report import HealthReport
+from core.spec.model import Spec
+from core.yamldoc import field_positions
+from policies.checks.dependency import check_dependency_rule
+from policies.checks.spec import check_spec_rule
+from policies.findings import Finding
+from policies.model import Rule
+
+RuleStatus = Literal["pass", "fail", "not-applicable", "unknown"]
+SemgrepRunner = Callable[[Path, Sequence[Rule], Mapping[str, str]], Sequence[Finding]]
+
+
+@dataclass(frozen=True)
+class ProductCheck:
+    """The findings of one product against one policy set, and each rule's status."""
+
+    product_id: str
+    policy_version: int | None
+    findings: tuple[Finding, ...]
+    statuses: Mapping[str, RuleStatus]
+    checked_at: dt.datetime
+
+    def findings_of(self, rule_id: str) -> tuple[Finding, ...]:
+        return tuple(finding for finding in self.findings if finding.rule_id == rule_id)
+
+
+def applicable(rules: Sequence[Rule], spec: Spec, today: dt.date) -> tuple[list[Rule], list[Rule]]:
+    """Split rules into those that apply to the product today and those that do not."""
+    applies: list[Rule] = []
+    skipped: list[Rule] = []
+    for rule in rules:
+        in_scope = rule.scope.covers(spec.id, spec.tags, spec.implementation.runtime)
+        (applies if in_scope and rule.effective <= today else skipped).append(rule)
+    return applies, skipped
+
+
+def check_product(
+    repo: Path,
+    spec: Spec,
+    spec_file: str,
+    rules: Sequence[Rule],
+    semgrep_files: Mapping[str, str],
+    health: HealthReport | None,
+    run_semgrep: SemgrepRunner | None,
+    policy_version: int | None = None,
+    now: dt.datetime | None = None,
+) -> ProductCheck:
+    moment = now or dt.datetime.now(dt.UTC)
+    applies, skipped = applicable(rules, spec, moment.date())
+    findings: list[Finding] = []
+    unknown: set[str] = set()
+    positions = field_positions((repo / spec_file).read_bytes())
+    for rule in applies:
+        if rule.kind == "spec":
+            findings.extend(check_spec_rule(rule, spec, spec_file, positions))
+        elif rule.kind == "dependency":
+            if health is None:
+                unknown.add(rule.id)
+                findings.append(_error(rule, "no dependency health report was available"))
+            else:
+                findings.extend(check_dependency_rule(rule, health))
+        elif rule.kind == "guideline":
+            unknown.add(rule.id)
+            findings.append(
+                Finding(
+                    rule.id,
+                    "guideline",
+                    rule.severity,
+                    "a guideline: judged by the LLM planner, not checked mechanically",
+                    status="not-checkable",
+                )
+            )
+    semgrep_rules = [rule for rule in applies if rule.kind == "semgrep"]
+    if semgrep_rules:
+        if run_semgrep is None:
+            findings.extend(_error(rule, "semgrep checks were not run") for rule in semgrep_rules)
+        else:
+            try:
+                findings.extend(run_semgrep(repo, semgrep_rules, semgrep_files))
+            except SpecfleetError as error:
+                findings.extend(_error(rule, f"semgrep failed: {error}") for rule in semgrep_rules)
+    statuses: dict[str, RuleStatus] = {rule.id: "not-applicable" for rule in skipped}
+    for rule in applies:
+        own = [finding for finding in findings if finding.rule_id == rule.id]
+        if any(finding.status == "fail" for finding in own):
+            statuses[rule.id] = "fail"
+        elif own or rule.id in unknown:
+            statuses[rule.id] = "unknown"  # the check could not run, or only a person can judge
+        else:
+            statuses[rule.id] = "pass"
+    return ProductCheck(spec.id, policy_version, tuple(findings), statuses, moment)
+
+
+def _error(rule: Rule, message: str) -> Finding:
+    return Finding(rule.id, rule.kind, rule.severity, message, status="error")
+
+
+def semgrep_documents(rules: Sequence[Rule], semgrep_files: Mapping[str, str]) -> dict[str, Any]:
+    """Each Semgrep rule's parsed document, by rule id (parsed from the stored text)."""
+    documents = {}
+    for rule in rules:
+        if rule.semgrep is not None and rule.semgrep.file in semgrep_files:
+            documents[rule.id] = yaml.safe_load(semgrep_files[rule.semgrep.file])
+    return documents
