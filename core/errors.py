@@ -20,6 +20,7 @@ translate library errors into it with ``raise ... from`` so the original stays a
     ├── RegistryError                  the registry refuses a change
     │   ├── ProductNotFound            no product with that id
     │   └── ProductConflict            the id is registered from another repository
+    ├── PolicyCheckError               a policy check cannot run at all (e.g. no semgrep)
     └── DatabaseError                  the database cannot be reached or migrated
 
 The command-line interface maps these to exit codes (see ``ui/cli.py``):
@@ -99,6 +100,14 @@ class ProductNotFound(RegistryError):
 
 class ProductConflict(RegistryError):
     """The product id is already registered from a different repository or spec path."""
+
+
+class PolicyCheckError(SpecfleetError):
+    """A policy check cannot be run at all: its tool is missing or the product is not there.
+
+    What a check finds, including a rule or a file it could not check, is reported as
+    findings instead; this is for when there is nothing to report on.
+    """
 
 
 class DatabaseError(SpecfleetError):

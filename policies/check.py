@@ -121,3 +121,24 @@ def semgrep_documents(rules: Sequence[Rule], semgrep_files: Mapping[str, str]) -
         if rule.semgrep is not None and rule.semgrep.file in semgrep_files:
             documents[rule.id] = yaml.safe_load(semgrep_files[rule.semgrep.file])
     return documents
+
+
+def run_semgrep_rules(
+    repo: Path, rules: Sequence[Rule], semgrep_files: Mapping[str, str], timeout_seconds: int = 120
+) -> list[Finding]:
+    """The :data:`SemgrepRunner` of the real semgrep CLI: all rules in one invocation."""
+    from policies.checks.semgrep import SemgrepRuleSet, check_semgrep
+
+    documents = semgrep_documents(rules, semgrep_files)
+    rule_sets = [
+        SemgrepRuleSet(
+            rule_id=rule.id,
+            severity=rule.severity,
+            source=rule.semgrep.file if rule.semgrep else rule.id,
+            document=documents[rule.id],
+            fixable=any("fix" in item for item in documents[rule.id].get("rules", [])),
+        )
+        for rule in rules
+        if rule.id in documents
+    ]
+    return list(check_semgrep(repo, rule_sets, timeout_seconds=timeout_seconds).findings)

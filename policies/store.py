@@ -174,3 +174,19 @@ def _body(rule: Rule, semgrep_files: dict[str, str]) -> dict[str, Any]:
 def _product_facts(session: Session) -> list[ProductFacts]:
     products = session.exec(select(Product).where(col(Product.active))).all()
     return [ProductFacts(product.id, tuple(product.tags), product.runtime) for product in products]
+
+
+def first_published(engine: Engine, rule_id: str) -> dt.date | None:
+    """When a rule first appeared in a published policy set."""
+    with Session(engine) as session:
+        first = session.exec(
+            select(PolicySetRecord.published_at)
+            .join(
+                PolicyRuleRecord,
+                col(PolicyRuleRecord.policy_set_version) == col(PolicySetRecord.version),
+            )
+            .where(PolicyRuleRecord.rule_id == rule_id)
+            .order_by(col(PolicySetRecord.version))
+            .limit(1)
+        ).first()
+    return first.date() if first else None

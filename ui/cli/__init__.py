@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from ui.cli import advisories, db, examples, health, product, spec
+from ui.cli import advisories, db, examples, health, policy, product, spec
 
 app = typer.Typer(
     name="specfleet",
@@ -18,6 +18,7 @@ app.add_typer(product.app, name="product")
 app.add_typer(db.app, name="db")
 app.add_typer(examples.app, name="examples")
 app.add_typer(advisories.app, name="advisories")
+app.add_typer(policy.app, name="policy")
 app.command("health")(health.health)
 app.command("remediate")(health.remediate)
 
