@@ -131,12 +131,11 @@ def run_semgrep_rules(
 
     documents = semgrep_documents(rules, semgrep_files)
     rule_sets = [
-        SemgrepRuleSet(
-            rule_id=rule.id,
-            severity=rule.severity,
-            source=rule.semgrep.file if rule.semgrep else rule.id,
-            document=documents[rule.id],
-            fixable=any("fix" in item for item in documents[rule.id].get("rules", [])),
+        SemgrepRuleSet.from_document(
+            rule.id,
+            rule.severity,
+            rule.semgrep.file if rule.semgrep else rule.id,
+            documents[rule.id],
         )
         for rule in rules
         if rule.id in documents

@@ -103,7 +103,7 @@ class SemgrepReport:
 
 
 @dataclass(frozen=True)
-class _Rule:
+class PlacedRule:
     """One semgrep rule as placed in the combined config."""
 
     rule_set: int  # index into the rule sets checked
@@ -116,17 +116,17 @@ class _Rule:
 
 
 @dataclass(frozen=True)
-class _Config:
+class CombinedConfig:
     """The combined semgrep config for some rule sets, and how to map its ids back."""
 
     text: str
-    rules: tuple[_Rule, ...]
+    rules: tuple[PlacedRule, ...]
 
     @cached_property
-    def by_id(self) -> dict[str, _Rule]:
+    def by_id(self) -> dict[str, PlacedRule]:
         return {rule.combined_id: rule for rule in self.rules}
 
-    def rule_for(self, check_id: str) -> _Rule | None:
+    def rule_for(self, check_id: str) -> PlacedRule | None:
         """The rule semgrep means by ``check_id``.
 
         semgrep may prefix ids with the config's directories (``tmp.abc.ORG-X--y``), so the
@@ -134,7 +134,7 @@ class _Config:
         """
         return self.by_id.get(check_id) or self.by_id.get(check_id.rsplit(".", 1)[-1])
 
-    def rule_at(self, line: int) -> _Rule | None:
+    def rule_at(self, line: int) -> PlacedRule | None:
         return next((r for r in self.rules if r.first_line <= line <= r.last_line), None)
 
     @property
@@ -298,7 +298,7 @@ def _validation_config(document: Mapping[str, Any]) -> tuple[str, Callable[[int]
 
 def combine_rule_sets(
     rule_sets: Sequence[SemgrepRuleSet], indices: Iterable[int]
-) -> tuple[_Config, list[Finding]]:
+) -> tuple[CombinedConfig, list[Finding]]:
     """One semgrep config holding the rules of ``rule_sets[i]`` for each ``i`` in ``indices``.
 
     Each semgrep rule is renamed ``<rule id>--<semgrep id>`` (characters semgrep could
@@ -308,7 +308,7 @@ def combine_rule_sets(
     finding instead of a place in the config.
     """
     lines = ["rules:"]
-    placed: list[_Rule] = []
+    placed: list[PlacedRule] = []
     problems: list[Finding] = []
     taken: set[str] = set()
     for index in indices:
@@ -328,7 +328,7 @@ def combine_rule_sets(
             first = len(lines) + 1
             lines += text.splitlines()
             placed.append(
-                _Rule(
+                PlacedRule(
                     rule_set=index,
                     semgrep_id=semgrep_id,
                     combined_id=combined_id,
@@ -338,12 +338,12 @@ def combine_rule_sets(
                     last_line=len(lines),
                 )
             )
-    return _Config("\n".join(lines) + "\n", tuple(placed)), problems
+    return CombinedConfig("\n".join(lines) + "\n", tuple(placed)), problems
 
 
 def findings_from_report(
     report: Mapping[str, Any],
-    config: _Config,
+    config: CombinedConfig,
     rule_sets: Sequence[SemgrepRuleSet],
     repo: Path,
 ) -> list[Finding]:
@@ -386,7 +386,7 @@ def findings_from_report(
     return findings
 
 
-def refused_rule_sets(report: Mapping[str, Any], config: _Config) -> dict[int, list[str]]:
+def refused_rule_sets(report: Mapping[str, Any], config: CombinedConfig) -> dict[int, list[str]]:
     """The rule sets semgrep's errors point at when it refused ``config``, with its messages.
 
     An error names a rule set through a span inside one of its rules, by mentioning one of
@@ -516,7 +516,7 @@ def _config_rejected(run: _Run) -> bool:
 
 def _error_finding(
     error: Mapping[str, Any],
-    config: _Config,
+    config: CombinedConfig,
     rule_sets: Sequence[SemgrepRuleSet],
     repo: Path,
 ) -> Finding:
@@ -585,7 +585,7 @@ def _refused_finding(rule_set: SemgrepRuleSet, messages: Sequence[str]) -> Findi
 
 
 def _timeout_findings(
-    rule_sets: Sequence[SemgrepRuleSet], config: _Config, timeout_seconds: float
+    rule_sets: Sequence[SemgrepRuleSet], config: CombinedConfig, timeout_seconds: float
 ) -> list[Finding]:
     return _run_findings(
         rule_sets,

@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import stat
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,7 +22,6 @@ import pytest
 import yaml
 
 from core.errors import PolicyCheckError, SpecfleetError
-from policies.checks import semgrep as semgrep_check
 from policies.checks.semgrep import (
     RUN_RULE_ID,
     SemgrepReport,
@@ -32,11 +32,11 @@ from policies.checks.semgrep import (
     findings_from_report,
     validate_semgrep_rules,
 )
-from policies.findings import Finding
-from tests.conftest import EXAMPLES, REPO_ROOT
+from policies.findings import Finding, RuleSeverity
+from tests.conftest import EXAMPLES, REPO_ROOT, RepoFactory
 
 PACK = REPO_ROOT / "policies" / "pack" / "v1" / "semgrep"
-PACK_RULES = {
+PACK_RULES: dict[str, tuple[RuleSeverity, str]] = {
     "ORG-PY-010": ("medium", "naive-datetime"),
     "ORG-SQL-001": ("medium", "select-star"),
     "ORG-SEC-004": ("critical", "hardcoded-credentials"),
@@ -269,7 +269,7 @@ def test_hard_coded_credentials_found_and_clean_code_left_alone(fleet_run: Fleet
     """Every literal credential is reported; empty strings, env reads and placeholders are not."""
     found = by_rule(fleet_run.report, "ORG-SEC-004")
     assert all(f.severity == "critical" for f in found)
-    assert sorted(f.line for f in found if f.file == "crafted/credentials_positive.py") == (
+    assert sorted(f.line or 0 for f in found if f.file == "crafted/credentials_positive.py") == (
         POSITIVE_LINES
     )
     assert [f for f in found if f.file == "crafted/credentials_negative.py"] == []
@@ -303,6 +303,25 @@ def test_rule_with_unparseable_pattern_fails_alone(fleet_run: FleetRun) -> None:
     assert "half-a-call" in broken.message
     assert "Rule parse error" in broken.message
     assert by_rule(fleet_run.report, "ORG-PY-010")
+
+
+def test_ignore_files_are_honoured_as_semgrep_does(make_repo: RepoFactory) -> None:
+    """.gitignore'd, .semgrepignore'd files and .git/ are not scanned; tracked files are."""
+    naive = "from datetime import datetime\n\nstamp = datetime.now()\n"
+    repo = make_repo(
+        {
+            "src/build.py": naive,
+            "generated/build.py": naive,
+            "scratch/build.py": naive,
+            ".gitignore": "scratch/\n",
+            ".semgrepignore": "generated/\n",
+        }
+    )
+    (repo / ".git" / "hooks" / "build.py").write_text(naive)
+    report = check_semgrep(repo, [pack_rule_set("ORG-PY-010")])
+    assert [(f.rule_id, f.file, f.line) for f in report.findings] == [
+        ("ORG-PY-010", "src/build.py", 3)
+    ]
 
 
 def test_pack_rule_files_are_valid_and_have_messages() -> None:
@@ -450,7 +469,7 @@ def test_missing_semgrep_is_a_policy_check_error(
     """No semgrep to run is a PolicyCheckError (a SpecfleetError), not a finding."""
     with pytest.raises(PolicyCheckError, match="cannot be run"):
         check_semgrep(tmp_path, pack_rule_sets(), semgrep=str(tmp_path / "no-semgrep"))
-    monkeypatch.setattr(semgrep_check.sys, "executable", str(tmp_path / "python"))
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "python"))
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(SpecfleetError, match="semgrep is not installed"):
         find_semgrep()
