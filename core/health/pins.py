@@ -32,7 +32,6 @@ import os
 import re
 import shlex
 import subprocess
-import sys
 import tempfile
 import tomllib
 from collections.abc import Iterable, Mapping
@@ -48,6 +47,7 @@ from packaging.version import InvalidVersion, Version
 from core.errors import ConfigurationError, DependencyFileError
 from core.health import depfiles
 from core.health.depfiles import LogicalLine, OptionSyntaxError, PhysicalLine
+from core.tools import find_tool
 
 FileKind = Literal["requirements", "pyproject"]
 NOT_REGISTRY = "not a registry requirement"
@@ -999,7 +999,10 @@ def _lock_header(text: str) -> _Header:
 
 def uv_executable() -> Path:
     """The uv installed beside the running interpreter (a dependency of specfleet)."""
-    return Path(sys.executable).with_name("uv")
+    found = find_tool("uv")
+    if found is None:
+        raise DependencyFileError("uv is not installed (neither beside Python nor on PATH)")
+    return Path(found)
 
 
 def _compile_lock(

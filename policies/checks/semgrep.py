@@ -35,10 +35,8 @@ import contextlib
 import json
 import os
 import re
-import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -52,6 +50,7 @@ import yaml
 from core.errors import PolicyCheckError
 from core.log import get_logger
 from core.secrets import redact_text
+from core.tools import find_tool
 from policies.findings import Finding, RuleSeverity
 
 RUN_RULE_ID = "semgrep"  # findings semgrep reports without naming a rule (a file, the run)
@@ -153,10 +152,7 @@ class _Run:
 
 def find_semgrep() -> str:
     """The semgrep beside this Python (its virtualenv), else the one on PATH."""
-    beside = Path(sys.executable).with_name("semgrep")
-    if beside.is_file() and os.access(beside, os.X_OK):
-        return str(beside)
-    found = shutil.which("semgrep")
+    found = find_tool("semgrep")
     if found is None:
         raise PolicyCheckError("semgrep is not installed (neither beside Python nor on PATH)")
     return found

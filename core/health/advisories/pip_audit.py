@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
-import sys
 import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -35,6 +33,7 @@ from core.health.advisories.matching import parse_version, sort_versions
 from core.health.advisories.osv_record import summary_line
 from core.log import get_logger
 from core.secrets import find_secret_shapes, redact_text
+from core.tools import find_tool
 
 Service = Literal["osv", "pypi"]
 MAX_STDERR_CHARS = 2000
@@ -61,10 +60,7 @@ _ReportKey = tuple[NormalizedName, Version]
 
 def find_pip_audit() -> str:
     """The pip-audit beside this Python (its virtualenv), else the one on PATH."""
-    beside = Path(sys.executable).with_name("pip-audit")
-    if beside.is_file() and os.access(beside, os.X_OK):
-        return str(beside)
-    found = shutil.which("pip-audit")
+    found = find_tool("pip-audit")
     if found is None:
         raise AdvisoryError("pip-audit is not installed (neither beside Python nor on PATH)")
     return found
