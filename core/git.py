@@ -12,10 +12,12 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+import io
 import os
 import re
 import shutil
 import subprocess
+import tarfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -203,3 +205,35 @@ def _git_message(error: git.GitCommandError) -> str:
     stderr = re.sub(r"^\s*stderr:\s*", "", stderr)
     lines = [line.strip(" '") for line in stderr.splitlines() if line.strip(" '")]
     return redact_text(" ".join(lines[-3:]) or f"git exited with {error.status}")
+
+
+def export_tree(repo: Path, ref: str, destination: Path) -> str:
+    """Write the files of ``ref`` (no .git) into ``destination``; returns the commit id.
+
+    An export rather than a worktree: verification copies are thrown away, must never share
+    state with the product's repository, and must not carry its hooks or configuration.
+    """
+    try:
+        repository = git.Repo(repo, search_parent_directories=False)
+    except (git.InvalidGitRepositoryError, git.NoSuchPathError) as error:
+        raise RepositoryError(f"{repo} is not a git repository") from error
+    try:
+        commit = repository.commit(ref).hexsha
+    except (git.BadName, ValueError) as error:
+        raise RepositoryError(f"{repo}: no commit or branch {ref!r}") from error
+    finally:
+        repository.close()
+    destination.mkdir(parents=True, exist_ok=True)
+    archive = subprocess.run(
+        ["git", "-C", str(repo), "archive", "--format=tar", commit],
+        capture_output=True,
+        env={**os.environ, **GIT_ENV},
+        timeout=300,
+        check=False,
+    )
+    if archive.returncode != 0:
+        raise RepositoryError(f"cannot export {ref} of {repo}: {_stderr(archive)}")
+    with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
+        # git archive writes only regular files, directories and symlinks inside the tree
+        tar.extractall(destination, filter="data")
+    return commit

@@ -166,3 +166,16 @@ def test_compliance_matrix_and_rollout(
         ("2026-W46", 3, 3),
         ("2026-W47", 3, 0),
     ]
+
+
+def test_scope_naming_an_unregistered_product_is_a_warning(
+    engine: Engine, registered: list[str], tmp_path: Path
+) -> None:
+    """A rule scoped to a product that is not registered still publishes, with a warning."""
+    pack = Path(shutil.copytree(PACK / "v1", tmp_path / "pack"))
+    rule = pack / "rules" / "ORG-SPEC-002.yaml"
+    rule.write_text(rule.read_text() + "scope:\n  products: [orders, ghost]\n")
+    outcome = publish(engine, load_pack(pack), "scoped", "arch@example.com")
+    assert outcome.created
+    assert outcome.unknown_products == {"ORG-SPEC-002": ["ghost"]}
+    assert outcome.affected["ORG-SPEC-002"] == ["orders"]

@@ -1,0 +1,1 @@
+"""Verification: the gate every candidate passes before it becomes a merge request."""
