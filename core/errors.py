@@ -21,6 +21,8 @@ translate library errors into it with ``raise ... from`` so the original stays a
     │   ├── ProductNotFound            no product with that id
     │   └── ProductConflict            the id is registered from another repository
     ├── PolicyCheckError               a policy check cannot run at all (e.g. no semgrep)
+    ├── VerificationError              a candidate cannot be verified at all (e.g. its
+    │                                  environment cannot be built, a sandbox cannot start)
     └── DatabaseError                  the database cannot be reached or migrated
 
 The command-line interface maps these to exit codes (see ``ui/cli.py``):
@@ -107,6 +109,15 @@ class PolicyCheckError(SpecfleetError):
 
     What a check finds, including a rule or a file it could not check, is reported as
     findings instead; this is for when there is nothing to report on.
+    """
+
+
+class VerificationError(SpecfleetError):
+    """Verification cannot run at all: the product's environment cannot be built, the sandbox
+    cannot start, or a report it produced cannot be read.
+
+    A build or test that runs and fails is a result (a ``RunResult`` with its exit code), not
+    this error; this is for when there is no run to report on.
     """
 
 

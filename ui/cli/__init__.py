@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from ui.cli import advisories, db, examples, health, policy, product, spec
+from ui.cli import advisories, db, examples, health, policy, product, spec, verify
 
 app = typer.Typer(
     name="specfleet",
@@ -21,6 +21,7 @@ app.add_typer(advisories.app, name="advisories")
 app.add_typer(policy.app, name="policy")
 app.command("health")(health.health)
 app.command("remediate")(health.remediate)
+app.command("verify")(verify.verify)
 
 
 def main() -> None:

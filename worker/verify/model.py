@@ -55,6 +55,9 @@ class ColumnSchema:
     type: str  # logical type, as in the spec: string, bigint, decimal(10,2), timestamp_tz...
     nullable: bool = True
     physical: str = ""  # the file's own type name, for messages
+    # Non-null values, counted for csv only: an all-empty csv column is read as VARCHAR whatever
+    # the spec says, and the contract check must tell that apart from text in a number column.
+    non_null: int | None = None
 
 
 @dataclass(frozen=True)
@@ -65,11 +68,17 @@ class OutputSchema:
     path: str
     columns: tuple[ColumnSchema, ...]
     rows: int
+    primary_key: tuple[str, ...] = ()  # declared in the file (DuckDB tables); () when none
+    problem: str | None = None  # why the file could not be read; columns are () then
 
 
 ContractKind = Literal[
     "output-missing",
     "output-unexpected",
+    "output-unreadable",
+    "output-removed",
+    "output-added",
+    "location-changed",
     "column-missing",
     "column-removed",
     "column-added",
@@ -77,11 +86,15 @@ ContractKind = Literal[
     "type-changed",
     "type-mismatch",
     "nullability-tightened",
+    "nullability-loosened",
     "required-has-nulls",
     "enum-value-removed",
+    "enum-value-added",
     "enum-violated",
     "primary-key-changed",
+    "primary-key-mismatch",
     "primary-key-not-unique",
+    "primary-key-has-nulls",
 ]
 
 
@@ -121,6 +134,8 @@ class DataDiff:
     missing_keys: tuple[tuple[tuple[str, str], ...], ...] = ()  # bounded examples of each side
     extra_keys: tuple[tuple[tuple[str, str], ...], ...] = ()
     note: str = ""  # e.g. "no primary key: compared as multisets of rows"
+    key: tuple[str, ...] = ()  # the columns rows were joined on; () for a multiset comparison
+    compared_columns: tuple[str, ...] = ()  # columns both sides have, compared value by value
 
     @property
     def identical(self) -> bool:

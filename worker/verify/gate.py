@@ -1,0 +1,352 @@
+"""The verification gate: baseline and candidate built, tested and compared; a Verdict.
+
+For each side (the default branch's code, and the proposal's), in a throwaway copy and the
+sandbox: build the outputs from the spec's fixtures, run the product's tests, and provoke
+every failure mode. Then compare: each output against the spec (its contract) and against
+the baseline's (breaking changes), and the data row by row within the spec's tolerances.
+Both sides always use the *baseline's* fixtures, so a candidate cannot pass by changing them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import shlex
+import shutil
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from core.spec.model import FailureMode, Spec
+from policies.findings import Finding
+from worker.verify.contract import (
+    check_against_baseline,
+    check_against_spec,
+    contract_ok,
+    null_and_enum_violations,
+)
+from worker.verify.data import data_ok, diff_output
+from worker.verify.environments import EnvironmentCache, ProductEnvironment
+from worker.verify.model import ContractDifference, DataDiff, OutputSchema, RunResult
+from worker.verify.sandbox import run_sandboxed
+from worker.verify.schemas import read_output_schema, unexpected_outputs
+
+COPY_IGNORE = shutil.ignore_patterns(".git", "__pycache__", ".pytest_cache", ".venv")
+
+
+@dataclass(frozen=True)
+class FailureModeResult:
+    id: str
+    provoked: str  # e.g. "raw_orders missing"
+    expected: str  # e.g. "exit 2, stderr contains 'raw_orders', no outputs"
+    run: RunResult
+    left_behind: tuple[str, ...]
+    problems: tuple[str, ...]  # empty when the expectation held
+
+    @property
+    def passed(self) -> bool:
+        return not self.problems
+
+
+@dataclass(frozen=True)
+class SideResult:
+    """One side (baseline or candidate) of a verification."""
+
+    label: str
+    commit: str | None
+    environment: ProductEnvironment | None
+    build: RunResult | None
+    tests: RunResult | None
+    schemas: dict[str, OutputSchema | None]
+    unexpected_outputs: tuple[str, ...]
+    failure_modes: tuple[FailureModeResult, ...]
+    problem: str | None = None  # why the side could not be verified at all
+
+    @property
+    def built(self) -> bool:
+        return self.build is not None and self.build.ok
+
+    @property
+    def tests_passed(self) -> bool:
+        return self.tests is None or self.tests.ok
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """Everything the gate found; ``publishable`` only when every layer holds."""
+
+    product_id: str
+    baseline: SideResult
+    candidate: SideResult
+    contract: tuple[ContractDifference, ...]
+    data: tuple[DataDiff, ...]
+    findings_before: tuple[Finding, ...] = ()
+    findings_after: tuple[Finding, ...] = ()
+    claimed_resolved: tuple[str, ...] = ()  # rule ids the candidate says it fixes
+    allowed_data_changes: tuple[str, ...] = ()  # columns an amendment may change
+    checked_at: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
+
+    @property
+    def resolved(self) -> tuple[Finding, ...]:
+        after = {finding.key() for finding in self.findings_after}
+        return tuple(f for f in self.findings_before if f.key() not in after and f.status == "fail")
+
+    @property
+    def introduced(self) -> tuple[Finding, ...]:
+        before = {finding.key() for finding in self.findings_before}
+        return tuple(f for f in self.findings_after if f.key() not in before and f.status == "fail")
+
+    @property
+    def reasons(self) -> list[str]:
+        """Why the candidate cannot be published (empty when it can)."""
+        reasons = []
+        candidate = self.candidate
+        if candidate.problem:
+            reasons.append(f"candidate could not be verified: {candidate.problem}")
+        elif not candidate.built:
+            reasons.append("the candidate's build failed")
+        if not candidate.tests_passed:
+            reasons.append("the candidate's tests failed")
+        if not contract_ok(self.contract):
+            reasons.append("an output breaks its contract")
+        if not all(data_ok(diff, self.allowed_data_changes) for diff in self.data):
+            reasons.append("output data changed beyond the spec's tolerances")
+        failing_modes = [mode.id for mode in candidate.failure_modes if not mode.passed]
+        if failing_modes:
+            reasons.append(f"failure modes not honoured: {', '.join(failing_modes)}")
+        if self.introduced:
+            rules = sorted({finding.rule_id for finding in self.introduced})
+            reasons.append(f"new policy findings: {', '.join(rules)}")
+        unresolved = sorted(
+            set(self.claimed_resolved)
+            & {f.rule_id for f in self.findings_after if f.status == "fail"}
+        )
+        if unresolved:
+            reasons.append(f"claims to resolve but still fails: {', '.join(unresolved)}")
+        return reasons
+
+    @property
+    def publishable(self) -> bool:
+        return not self.reasons
+
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        found: list[str] = []
+        for side in (self.baseline, self.candidate):
+            for run in (side.build, side.tests):
+                if run is not None:
+                    found.extend(w for w in run.warnings if w not in found)
+        return tuple(found)
+
+
+def verify(
+    spec: Spec,
+    baseline: Path,
+    candidate: Path,
+    environments: EnvironmentCache,
+    *,
+    baseline_commit: str | None = None,
+    candidate_commit: str | None = None,
+    baseline_spec: Spec | None = None,
+    findings_before: Sequence[Finding] = (),
+    findings_after: Sequence[Finding] = (),
+    claimed_resolved: Sequence[str] = (),
+    allowed_data_changes: Sequence[str] = (),
+) -> Verdict:
+    """Run the whole gate on two checkouts of a product (the candidate's spec governs)."""
+    with tempfile.TemporaryDirectory(prefix="specfleet-verify-") as scratch:
+        root = Path(scratch)
+        fixtures = _stage_fixtures(spec, baseline, root / "fixtures")
+        # the baseline's failure modes are not the candidate's evidence: provoke only the latter
+        baseline_side = _side(
+            "baseline",
+            baseline_spec or spec,
+            baseline,
+            fixtures,
+            root / "b",
+            environments,
+            baseline_commit,
+            provoke=False,
+        )
+        candidate_side = _side(
+            "candidate",
+            spec,
+            candidate,
+            fixtures,
+            root / "c",
+            environments,
+            candidate_commit,
+            provoke=True,
+        )
+        contract: list[ContractDifference] = []
+        data: list[DataDiff] = []
+        old_outputs = {output.name: output for output in (baseline_spec or spec).outputs}
+        for output in spec.outputs:
+            schema = candidate_side.schemas.get(output.name)
+            contract.extend(check_against_spec(output, schema))
+            if schema is not None:
+                contract.extend(null_and_enum_violations(root / "c" / "outputs", output))
+            if baseline_side.built:
+                contract.extend(
+                    check_against_baseline(
+                        output,
+                        baseline_side.schemas.get(output.name),
+                        schema,
+                        old_outputs.get(output.name),
+                    )
+                )
+                if schema is not None and baseline_side.schemas.get(output.name) is not None:
+                    data.append(diff_output(root / "b" / "outputs", root / "c" / "outputs", output))
+        for name in candidate_side.unexpected_outputs:
+            contract.append(
+                ContractDifference(
+                    name,
+                    "output-unexpected",
+                    "warning",
+                    f"the build wrote {name}, which the spec does not name",
+                )
+            )
+    return Verdict(
+        spec.id,
+        baseline_side,
+        candidate_side,
+        tuple(contract),
+        tuple(data),
+        tuple(findings_before),
+        tuple(findings_after),
+        tuple(claimed_resolved),
+        tuple(allowed_data_changes),
+    )
+
+
+def _stage_fixtures(spec: Spec, repo: Path, destination: Path) -> Path:
+    """Each input's fixture as <name>.<format>, the layout {inputs} promises to builds."""
+    destination.mkdir(parents=True)
+    for item in spec.inputs:
+        source = repo / item.fixture
+        if source.is_file():
+            shutil.copyfile(source, destination / f"{item.name}.{item.format}")
+    return destination
+
+
+def _inputs(
+    fixtures: Path, target: Path, missing: str | None = None, empty: str | None = None
+) -> Path:
+    shutil.copytree(fixtures, target)
+    for path in target.iterdir():
+        stem = path.name.rsplit(".", 1)[0]
+        if stem == missing:
+            path.unlink()
+        elif stem == empty:
+            path.write_bytes(b"")
+    return target
+
+
+def _side(
+    label: str,
+    spec: Spec,
+    repo: Path,
+    fixtures: Path,
+    scratch: Path,
+    environments: EnvironmentCache,
+    commit: str | None,
+    provoke: bool,
+) -> SideResult:
+    scratch.mkdir(parents=True)
+    worktree = scratch / "worktree"
+    shutil.copytree(repo, worktree, ignore=COPY_IGNORE, symlinks=True)
+    try:
+        environment = environments.ensure(worktree, spec)
+    except Exception as error:
+        return SideResult(label, commit, None, None, None, {}, (), (), problem=str(error)[-2000:])
+    limits = {
+        "timeout_seconds": float(spec.constraints.max_build_seconds),
+        "memory_mb": spec.constraints.max_memory_mb,
+    }
+    inputs = _inputs(fixtures, scratch / "inputs")
+    outputs = scratch / "outputs"
+    outputs.mkdir()
+    build = run_sandboxed(
+        spec.implementation.build.format(inputs=inputs, outputs=outputs),
+        worktree,
+        environment,
+        writable=(inputs, outputs),
+        **limits,  # type: ignore[arg-type]
+    )
+    schemas = {output.name: read_output_schema(outputs, output) for output in spec.outputs}
+    unexpected = tuple(unexpected_outputs(outputs, spec)) if build.ok else ()
+    tests = None
+    if spec.implementation.test:
+        junit = scratch / "junit.xml"
+        tests = run_sandboxed(
+            _with_junit(spec.implementation.test, junit),
+            worktree,
+            environment,
+            writable=(scratch,),
+            junit_xml=junit,
+            **limits,  # type: ignore[arg-type]
+        )
+    modes = tuple(
+        _failure_mode(
+            mode, spec, worktree, environment, fixtures, scratch / f"mode-{index}", limits
+        )
+        for index, mode in enumerate(spec.failure_modes if provoke else ())
+    )
+    return SideResult(label, commit, environment, build, tests, schemas, unexpected, modes)
+
+
+def _with_junit(command: str, junit: Path) -> str:
+    """Ask pytest for a JUnit report, so the MR can show per-test results."""
+    words = shlex.split(command)
+    if words[:1] == ["pytest"] or words[:3] == ["python", "-m", "pytest"]:
+        return f"{command} --junitxml={shlex.quote(str(junit))}"
+    return command
+
+
+def _failure_mode(
+    mode: FailureMode,
+    spec: Spec,
+    worktree: Path,
+    environment: ProductEnvironment,
+    fixtures: Path,
+    scratch: Path,
+    limits: dict[str, float | int],
+) -> FailureModeResult:
+    scratch.mkdir(parents=True)
+    inputs = _inputs(
+        fixtures, scratch / "inputs", missing=mode.when.input_missing, empty=mode.when.input_empty
+    )
+    outputs = scratch / "outputs"
+    outputs.mkdir()
+    run = run_sandboxed(
+        spec.implementation.build.format(inputs=inputs, outputs=outputs),
+        worktree,
+        environment,
+        writable=(inputs, outputs),
+        **limits,  # type: ignore[arg-type]
+    )
+    expect = mode.expect
+    left = tuple(
+        sorted(str(path.relative_to(outputs)) for path in outputs.rglob("*") if path.is_file())
+    )
+    problems = []
+    if run.exit_code != expect.exit_code:
+        got = (
+            "killed: " + (run.killed_reason or "")
+            if run.exit_code is None
+            else f"exit {run.exit_code}"
+        )
+        problems.append(f"expected exit {expect.exit_code}, got {got}")
+    if expect.stderr_contains and expect.stderr_contains not in run.stderr:
+        problems.append(f"stderr does not contain {expect.stderr_contains!r}")
+    if expect.no_outputs and left:
+        problems.append(f"left outputs behind: {', '.join(left[:5])}")
+    trigger = "missing" if mode.when.input_missing else "empty"
+    expected = f"exit {expect.exit_code}"
+    if expect.stderr_contains:
+        expected += f", stderr contains {expect.stderr_contains!r}"
+    if expect.no_outputs:
+        expected += ", no outputs"
+    return FailureModeResult(
+        mode.id, f"{mode.when.input_name} {trigger}", expected, run, left, tuple(problems)
+    )
