@@ -302,15 +302,8 @@ class _Reader:
                 PinProblem(rel, line, text, f"{NOT_REGISTRY} (installed from a path or URL)")
             )
             return
-        try:
-            requirement = Requirement(args)
-        except InvalidRequirement as error:
-            self.problems.append(PinProblem(rel, line, text, _first_line(str(error))))
-            return
-        if requirement.url:
-            self.problems.append(
-                PinProblem(rel, line, text, f"{NOT_REGISTRY} (installed from {requirement.url})")
-            )
+        requirement = self._registry_requirement(rel, line, args, text)
+        if requirement is None:
             return
         hashes = tuple(o.value for o in options if o.name == "--hash" and o.value is not None)
         pin = _pin(requirement, rel, line, args, hashes=hashes)
@@ -412,18 +405,27 @@ class _Reader:
                     continue
                 self._pyproject_entry(rel, line, value, group, self_name)
 
+    def _registry_requirement(
+        self, rel: str, line: int, requirement_text: str, shown: str
+    ) -> Requirement | None:
+        """Parse a requirement from the index; anything else is recorded as a problem."""
+        try:
+            requirement = Requirement(requirement_text)
+        except InvalidRequirement as error:
+            self.problems.append(PinProblem(rel, line, shown, _first_line(str(error))))
+            return None
+        if requirement.url:
+            self.problems.append(
+                PinProblem(rel, line, shown, f"{NOT_REGISTRY} (installed from {requirement.url})")
+            )
+            return None
+        return requirement
+
     def _pyproject_entry(
         self, rel: str, line: int, value: str, group: str | None, self_name: str
     ) -> None:
-        try:
-            requirement = Requirement(value)
-        except InvalidRequirement as error:
-            self.problems.append(PinProblem(rel, line, value, _first_line(str(error))))
-            return
-        if requirement.url:
-            self.problems.append(
-                PinProblem(rel, line, value, f"{NOT_REGISTRY} (installed from {requirement.url})")
-            )
+        requirement = self._registry_requirement(rel, line, value, value)
+        if requirement is None:
             return
         if canonicalize_name(requirement.name) == self_name:
             return  # "product[test]" inside its own extras refers back to the project itself
