@@ -3,14 +3,21 @@
 Redaction is a processor placed last before rendering, so nothing any other processor or
 call site adds can slip past it: configured secrets (tokens, keys) are replaced by value,
 common token shapes by pattern, and values under secret-looking keys wholesale.
+
+Services (``specfleet web``, ``worker``, ``scheduler``) call :func:`configure_service_logging`:
+JSON lines unless a person is watching a terminal, a ``service`` field on every line, and the
+standard library's loggers (Celery, uvicorn, Alembic) rendered and redacted the same way.
+:func:`bind_evaluation` puts the correlation fields (product, evaluation_id, window, task_id)
+on every line logged while an evaluation runs, whichever module logs it.
 """
 
 from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Iterable, MutableMapping
-from typing import Any, TextIO
+from collections.abc import Iterable, Iterator, MutableMapping
+from contextlib import contextmanager
+from typing import Any, Literal, TextIO
 
 import structlog
 
@@ -45,6 +52,27 @@ class RedactSecrets:
         return redact_text(str(value), self.known_secrets)
 
 
+class _CurrentStderr:
+    """A stream that writes to whatever ``sys.stderr`` is when a line is written.
+
+    Binding the object ``sys.stderr`` was at configuration time breaks as soon as something
+    swaps it (pytest's capture, a CLI runner, a daemon closing fds): later lines would go to
+    a closed file and raise in the middle of unrelated work.
+    """
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+    def isatty(self) -> bool:
+        return sys.stderr.isatty()
+
+
+CURRENT_STDERR: Any = _CurrentStderr()
+
+
 def configure_logging(settings: Settings, stream: TextIO | None = None) -> None:
     """Configure structlog (and the stdlib root logger it feeds) for this process."""
     level = getattr(logging, settings.log_level.upper())
@@ -63,10 +91,107 @@ def configure_logging(settings: Settings, stream: TextIO | None = None) -> None:
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(level),
-        logger_factory=structlog.PrintLoggerFactory(stream or sys.stderr),
+        logger_factory=structlog.PrintLoggerFactory(stream or CURRENT_STDERR),
         cache_logger_on_first_use=False,
     )
 
 
 def get_logger(name: str | None = None) -> Any:
     return structlog.get_logger(name) if name else structlog.get_logger()
+
+
+CORRELATION_FIELDS = ("product", "evaluation_id", "window", "task_id")
+
+
+class AddService:
+    """structlog processor naming the process that wrote a line (web, worker, scheduler)."""
+
+    def __init__(self, service: str) -> None:
+        self.service = service
+
+    def __call__(
+        self, logger: Any, method_name: str, event_dict: MutableMapping[str, Any]
+    ) -> MutableMapping[str, Any]:
+        event_dict.setdefault("service", self.service)
+        return event_dict
+
+
+def service_log_format(settings: Settings, stream: TextIO) -> Literal["console", "json"]:
+    """The format a service writes: the one configured, else JSON unless on a terminal."""
+    if "log_format" in settings.model_fields_set:
+        return settings.log_format
+    isatty = getattr(stream, "isatty", None)
+    return "console" if callable(isatty) and isatty() else "json"
+
+
+def configure_service_logging(
+    settings: Settings, service: str, stream: TextIO | None = None
+) -> None:
+    """Configure a long-running process's logging: structlog and the stdlib root logger.
+
+    Every line (specfleet's own and those of Celery, uvicorn, Alembic, httpx ...) goes through
+    the same redaction and renderer, so an aggregator receives one JSON shape per line.
+    """
+    stream = stream or CURRENT_STDERR
+    level = getattr(logging, settings.log_level.upper())
+    renderer: Any
+    if service_log_format(settings, stream) == "json":
+        renderer = structlog.processors.JSONRenderer()
+    else:
+        renderer = structlog.dev.ConsoleRenderer(colors=False)
+    timestamper = structlog.processors.TimeStamper(fmt="iso", utc=True)
+    redact = RedactSecrets(settings.secret_values())
+    service_field = AddService(service)
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            timestamper,
+            service_field,
+            structlog.processors.format_exc_info,
+            redact,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(level),
+        logger_factory=structlog.PrintLoggerFactory(stream),
+        cache_logger_on_first_use=False,
+    )
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[
+                structlog.contextvars.merge_contextvars,
+                structlog.processors.add_log_level,
+                structlog.stdlib.add_logger_name,
+                timestamper,
+                service_field,
+            ],
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                structlog.processors.format_exc_info,
+                redact,
+                renderer,
+            ],
+        )
+    )
+    root = logging.getLogger()
+    # replace, not add: a second call (tests, Celery's signals) must not print lines twice
+    for existing in list(root.handlers):
+        root.removeHandler(existing)
+    root.addHandler(handler)
+    root.setLevel(level)
+
+
+@contextmanager
+def bind_evaluation(
+    product: str, evaluation_id: int | None, window: str | None, task_id: str | None = None
+) -> Iterator[None]:
+    """Every line logged inside carries the evaluation's correlation fields.
+
+    Built on structlog's context variables, so it holds across modules and threads started
+    with ``contextvars.copy_context``; the previous bindings come back on exit.
+    """
+    with structlog.contextvars.bound_contextvars(
+        product=product, evaluation_id=evaluation_id, window=window, task_id=task_id
+    ):
+        yield
