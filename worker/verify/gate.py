@@ -14,10 +14,12 @@ import shlex
 import shutil
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from core.spec.model import FailureMode, Spec
+from core.windows import iso_week
 from policies.findings import Finding
 from worker.verify.contract import (
     check_against_baseline,
@@ -27,48 +29,17 @@ from worker.verify.contract import (
 )
 from worker.verify.data import data_ok, diff_output
 from worker.verify.environments import EnvironmentCache, ProductEnvironment
-from worker.verify.model import ContractDifference, DataDiff, OutputSchema, RunResult
-from worker.verify.sandbox import run_sandboxed
+from worker.verify.model import (
+    ContractDifference,
+    DataDiff,
+    FailureModeResult,
+    SideResult,
+)
+from worker.verify.results import SideResultCache, side_key, tree_digest
+from worker.verify.sandbox import run_sandboxed, sandbox_available
 from worker.verify.schemas import read_output_schema, unexpected_outputs
 
 COPY_IGNORE = shutil.ignore_patterns(".git", "__pycache__", ".pytest_cache", ".venv")
-
-
-@dataclass(frozen=True)
-class FailureModeResult:
-    id: str
-    provoked: str  # e.g. "raw_orders missing"
-    expected: str  # e.g. "exit 2, stderr contains 'raw_orders', no outputs"
-    run: RunResult
-    left_behind: tuple[str, ...]
-    problems: tuple[str, ...]  # empty when the expectation held
-
-    @property
-    def passed(self) -> bool:
-        return not self.problems
-
-
-@dataclass(frozen=True)
-class SideResult:
-    """One side (baseline or candidate) of a verification."""
-
-    label: str
-    commit: str | None
-    environment: ProductEnvironment | None
-    build: RunResult | None
-    tests: RunResult | None
-    schemas: dict[str, OutputSchema | None]
-    unexpected_outputs: tuple[str, ...]
-    failure_modes: tuple[FailureModeResult, ...]
-    problem: str | None = None  # why the side could not be verified at all
-
-    @property
-    def built(self) -> bool:
-        return self.build is not None and self.build.ok
-
-    @property
-    def tests_passed(self) -> bool:
-        return self.tests is None or self.tests.ok
 
 
 @dataclass(frozen=True)
@@ -152,32 +123,53 @@ def verify(
     findings_after: Sequence[Finding] = (),
     claimed_resolved: Sequence[str] = (),
     allowed_data_changes: Sequence[str] = (),
+    results: SideResultCache | None = None,
+    window: str | None = None,
+    parallel: bool = True,
 ) -> Verdict:
-    """Run the whole gate on two checkouts of a product (the candidate's spec governs)."""
+    """Run the whole gate on two checkouts of a product (the candidate's spec governs).
+
+    With ``results``, a side whose code, environment, fixtures and spec equal an earlier
+    run's in the same ``window`` (default: this ISO week) reuses that run's evidence.
+    """
     with tempfile.TemporaryDirectory(prefix="specfleet-verify-") as scratch:
         root = Path(scratch)
         fixtures = _stage_fixtures(spec, baseline, root / "fixtures")
-        # the baseline's failure modes are not the candidate's evidence: provoke only the latter
-        baseline_side = _side(
-            "baseline",
-            baseline_spec or spec,
-            baseline,
-            fixtures,
-            root / "b",
-            environments,
-            baseline_commit,
-            provoke=False,
+        reuse = (
+            _Reuse(results, window or iso_week(dt.date.today()), tree_digest(fixtures))
+            if results is not None
+            else None
         )
-        candidate_side = _side(
-            "candidate",
-            spec,
-            candidate,
-            fixtures,
-            root / "c",
-            environments,
-            candidate_commit,
-            provoke=True,
-        )
+        # The two sides share nothing but the read-only fixtures and wait on subprocesses, so
+        # they run side by side. The baseline's failure modes are not the candidate's
+        # evidence: only the candidate's are provoked.
+        with ThreadPoolExecutor(max_workers=2 if parallel else 1) as pool:
+            baseline_future = pool.submit(
+                _side,
+                "baseline",
+                baseline_spec or spec,
+                baseline,
+                fixtures,
+                root / "b",
+                environments,
+                baseline_commit,
+                provoke=False,
+                reuse=reuse,
+            )
+            candidate_future = pool.submit(
+                _side,
+                "candidate",
+                spec,
+                candidate,
+                fixtures,
+                root / "c",
+                environments,
+                candidate_commit,
+                provoke=True,
+                reuse=reuse,
+            )
+            baseline_side = baseline_future.result()
+            candidate_side = candidate_future.result()
         contract: list[ContractDifference] = []
         data: list[DataDiff] = []
         old_outputs = {output.name: output for output in (baseline_spec or spec).outputs}
@@ -251,6 +243,7 @@ def _side(
     environments: EnvironmentCache,
     commit: str | None,
     provoke: bool,
+    reuse: _Reuse | None = None,
 ) -> SideResult:
     scratch.mkdir(parents=True)
     worktree = scratch / "worktree"
@@ -259,6 +252,57 @@ def _side(
         environment = environments.ensure(worktree, spec)
     except Exception as error:
         return SideResult(label, commit, None, None, None, {}, (), (), problem=str(error)[-2000:])
+    key = reuse.key(worktree, environment, spec, provoke) if reuse is not None else None
+    if reuse is not None and key is not None:
+        earlier = reuse.cache.get(key, scratch / "outputs")
+        if earlier is not None:
+            return replace(earlier, label=label, commit=commit, environment=environment)
+    result = _run_side(label, spec, worktree, fixtures, scratch, environment, commit, provoke)
+    if reuse is not None and key is not None and _conclusive(result):
+        reuse.cache.put(key, result, scratch / "outputs")
+    return result
+
+
+def _conclusive(result: SideResult) -> bool:
+    """Worth reusing: every run ended by itself (a kill may be the machine's load, not the code)."""
+    runs = [result.build, result.tests, *(mode.run for mode in result.failure_modes)]
+    return result.problem is None and all(
+        run.killed_reason is None and not run.timed_out for run in runs if run is not None
+    )
+
+
+@dataclass(frozen=True)
+class _Reuse:
+    """What the gate needs to look up and store side results."""
+
+    cache: SideResultCache
+    window: str
+    fixtures: str
+
+    def key(
+        self, worktree: Path, environment: ProductEnvironment, spec: Spec, provoke: bool
+    ) -> str:
+        return side_key(
+            checkout=tree_digest(worktree),
+            environment=environment.key,
+            fixtures=self.fixtures,
+            spec=spec.model_dump_json(),
+            provoked=provoke,
+            sandbox="bwrap" if sandbox_available() else "subprocess",
+            window=self.window,
+        )
+
+
+def _run_side(
+    label: str,
+    spec: Spec,
+    worktree: Path,
+    fixtures: Path,
+    scratch: Path,
+    environment: ProductEnvironment,
+    commit: str | None,
+    provoke: bool,
+) -> SideResult:
     limits = {
         "timeout_seconds": float(spec.constraints.max_build_seconds),
         "memory_mb": spec.constraints.max_memory_mb,

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from worker.verify.environments import ProductEnvironment
+
 Level = Literal["error", "warning", "info"]
 SandboxKind = Literal["bwrap", "subprocess"]
 TestOutcome = Literal["passed", "failed", "skipped", "error"]
@@ -140,3 +142,41 @@ class DataDiff:
     @property
     def identical(self) -> bool:
         return not (self.only_in_baseline or self.only_in_candidate or self.changed_rows)
+
+
+@dataclass(frozen=True)
+class FailureModeResult:
+    id: str
+    provoked: str  # e.g. "raw_orders missing"
+    expected: str  # e.g. "exit 2, stderr contains 'raw_orders', no outputs"
+    run: RunResult
+    left_behind: tuple[str, ...]
+    problems: tuple[str, ...]  # empty when the expectation held
+
+    @property
+    def passed(self) -> bool:
+        return not self.problems
+
+
+@dataclass(frozen=True)
+class SideResult:
+    """One side (baseline or candidate) of a verification."""
+
+    label: str
+    commit: str | None
+    environment: ProductEnvironment | None
+    build: RunResult | None
+    tests: RunResult | None
+    schemas: dict[str, OutputSchema | None]
+    unexpected_outputs: tuple[str, ...]
+    failure_modes: tuple[FailureModeResult, ...]
+    problem: str | None = None  # why the side could not be verified at all
+    reused: bool = False  # the evidence of an identical earlier run (same code, env, fixtures)
+
+    @property
+    def built(self) -> bool:
+        return self.build is not None and self.build.ok
+
+    @property
+    def tests_passed(self) -> bool:
+        return self.tests is None or self.tests.ok
