@@ -1,0 +1,87 @@
+"""``specfleet agent``: audit the planner's guard rails on a plan file.
+
+``specfleet agent check-edits EDITS.json --repo DIR`` judges every edit of a plan exactly as
+the planning loop would before writing anything, and prints per edit ``accepted`` or the
+reason it is refused. Exit 0 when every edit is accepted, 1 when any is refused (or the plan
+file is not a plan), 2 when a file or the repository cannot be read.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from agent.guards import GuardContext, GuardLimits, review_plan
+from agent.plan import PlanInvalid, read_plan_file
+from core.spec.loader import check_spec_file
+from ui.cli.common import EXIT_INVALID, EXIT_OK, console, fail, reported_errors, wiring
+
+app = typer.Typer(help="The LLM planner: audit its guard rails.", no_args_is_help=True)
+
+
+@app.command("check-edits")
+def check_edits(
+    edits: Annotated[Path, typer.Argument(help="A plan file (JSON, the planner's format).")],
+    repo: Annotated[Path, typer.Option(help="The product repository the plan applies to.")],
+    spec: Annotated[
+        str, typer.Option(help="Spec path inside the repository.")
+    ] = "dataproduct.yaml",
+    protect: Annotated[
+        list[str] | None,
+        typer.Option(help="Glob of files the policy protects (repeatable), e.g. 'sql/prod/*'."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the results as JSON.")] = False,
+) -> None:
+    """Validate a plan against a repository; print per edit accepted or why it is refused."""
+    with reported_errors():
+        settings = wiring().settings
+        if not repo.is_dir():
+            fail(f"{repo}: not a directory")
+        try:
+            plan = read_plan_file(edits)
+        except PlanInvalid as error:
+            fail(str(error), EXIT_INVALID)
+        checked = check_spec_file(repo / spec) if (repo / spec).is_file() else None
+        tests = frozenset(
+            test.split("::", 1)[0]
+            for requirement in (checked.spec.requirements if checked and checked.spec else [])
+            for test in requirement.tests
+        )
+        context = GuardContext(
+            spec_path=spec,
+            known_secrets=tuple(settings.secret_values()),
+            requirement_tests=tests,
+            limits=GuardLimits(protected=tuple(protect or ())),
+        )
+        review = review_plan(plan, repo, context)
+    if as_json:
+        rows = [
+            {
+                "edit": r.index,
+                "kind": r.kind,
+                "path": r.path,
+                "accepted": r.accepted,
+                "reason": r.reason,
+            }
+            for r in review.edits
+        ]
+        console.print_json(json.dumps({"accepted": review.accepted, "edits": rows}))
+    else:
+        table = Table(title=f"{edits}: {len(plan.edits)} edits against {repo}")
+        table.add_column("#", justify="right")
+        table.add_column("kind")
+        table.add_column("path", overflow="fold")
+        table.add_column("verdict", overflow="fold")
+        for r in review.edits:
+            verdict = "accepted" if r.accepted else f"rejected: {r.reason}"
+            table.add_row(str(r.index) if r.index else "amend", r.kind, r.path, verdict)
+        console.print(table)
+        refused = len(review.rejected)
+        console.print(
+            "every edit accepted" if not refused else f"{refused} rejected; nothing may be written"
+        )
+    raise typer.Exit(EXIT_OK if review.accepted else EXIT_INVALID)
