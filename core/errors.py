@@ -23,7 +23,13 @@ translate library errors into it with ``raise ... from`` so the original stays a
     ├── PolicyCheckError               a policy check cannot run at all (e.g. no semgrep)
     ├── VerificationError              a candidate cannot be verified at all (e.g. its
     │                                  environment cannot be built, a sandbox cannot start)
-    └── DatabaseError                  the database cannot be reached or migrated
+    ├── DatabaseError                  the database cannot be reached or migrated
+    ├── ForgeError                     a forge refused or failed an operation
+    │   ├── ForgeTransientError        ... worth retrying (5xx, 429, timeouts)
+    │   ├── MergeRequestNotFound       no such merge request on that forge
+    │   └── MergeRequestRefused        a person's action the merge request's state forbids
+    └── LLMError                       the LLM endpoint failed in a way the planner cannot
+                                       turn into an outcome (bad configuration, auth)
 
 The command-line interface maps these to exit codes (see ``ui/cli.py``):
 0 success, 1 the input was understood and is invalid (or the registry refused it),
@@ -123,3 +129,32 @@ class VerificationError(SpecfleetError):
 
 class DatabaseError(SpecfleetError):
     """The database cannot be reached, or its schema cannot be brought up to date."""
+
+
+class ForgeError(SpecfleetError):
+    """A forge (local or GitLab) refused or failed an operation."""
+
+
+class ForgeTransientError(ForgeError):
+    """A forge failure worth retrying later: a 5xx, a 429 (``retry_after`` seconds), a timeout."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class MergeRequestNotFound(ForgeError):
+    """No merge request with that reference exists on the forge."""
+
+
+class MergeRequestRefused(ForgeError):
+    """An approval, merge or close the merge request's state forbids (a draft, a closed one,
+    a branch that moved since it was reviewed, a conflicting target)."""
+
+
+class LLMError(SpecfleetError):
+    """The LLM endpoint cannot be used at all (misconfigured, unauthorised).
+
+    A bad answer (malformed JSON, a hostile plan) or an exhausted budget is an outcome the
+    planner records, not this error.
+    """

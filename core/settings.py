@@ -36,6 +36,13 @@ class Settings(BaseSettings):
         default="console", description="console for people, json for services."
     )
     log_level: Literal["debug", "info", "warning", "error"] = Field(default="info")
+    metrics_port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65535,
+        description="Port where `specfleet worker` and `specfleet scheduler` serve Prometheus "
+        "metrics; unset: none (the web process serves /metrics on its own port).",
+    )
     git_timeout_seconds: int = Field(
         default=120, gt=0, description="Time limit for one git fetch or clone."
     )
@@ -60,15 +67,96 @@ class Settings(BaseSettings):
     redis_url: str | None = Field(
         default=None, description="Redis for fleet mode; also shares the release-facts cache."
     )
+    broker_url: str | None = Field(
+        default=None,
+        description="Celery broker; default: redis_url in fleet mode, else a SQLite queue "
+        "under home (sqla+sqlite:///$SPECFLEET_HOME/broker.sqlite, no server).",
+    )
+    result_backend: str | None = Field(
+        default=None,
+        description="Celery results; default: redis_url, else db+sqlite:///$SPECFLEET_HOME/"
+        "results.sqlite.",
+    )
+    task_soft_time_limit: int = Field(
+        default=1500, gt=0, description="Seconds before an evaluation is asked to stop."
+    )
+    task_time_limit: int = Field(
+        default=1800, gt=0, description="Seconds before an evaluation's process is killed."
+    )
+    task_max_retries: int = Field(
+        default=5, ge=0, description="Retries of an evaluation after a transient failure."
+    )
+    window_cron: str = Field(
+        default="0 6 * * 1",
+        description="When the weekly window opens (cron: minute hour day month weekday).",
+    )
+    timezone: str = Field(default="UTC", description="Time zone of window_cron (IANA name).")
+    schedule_overrides: dict[str, str] = Field(
+        default_factory=dict,
+        description='Per-product schedule, JSON: {"orders": "0 6 * * 3", "legacy": "paused"}.',
+    )
+    fanout_batch_size: int = Field(
+        default=1000, gt=0, description="Evaluations inserted and enqueued per batch."
+    )
     gitlab_url: str | None = Field(
         default=None, description="GitLab base URL for the gitlab forge."
     )
     gitlab_token: SecretStr | None = Field(default=None, description="GitLab API token (secret).")
+    forge: Literal["local", "gitlab"] = Field(
+        default="local",
+        description="Default forge for products registered without one: local or gitlab.",
+    )
+    gitlab_max_retries: int = Field(
+        default=5, ge=0, description="Retries of a GitLab request answered 429 or 5xx."
+    )
+    gitlab_timeout_seconds: float = Field(
+        default=30, gt=0, description="Time limit for one GitLab API request."
+    )
     llm_base_url: str | None = Field(
         default=None, description="OpenAI-compatible endpoint; unset means deterministic only."
     )
     llm_api_key: SecretStr | None = Field(default=None, description="LLM API key (secret).")
     llm_model: str = Field(default="gpt-4o-mini", description="Model name sent to the endpoint.")
+    llm_organization: str | None = Field(
+        default=None, description="OpenAI organisation id sent with every request, if any."
+    )
+    llm_timeout_seconds: float = Field(
+        default=120.0, gt=0, description="Time limit for one LLM request (each retry included)."
+    )
+    llm_max_retries: int = Field(
+        default=3, ge=0, description="Retries on 429/5xx/timeouts, with backoff and Retry-After."
+    )
+    llm_prices: dict[str, tuple[float, float, float]] = Field(
+        default_factory=lambda: {
+            "gpt-4o-mini": (0.15, 0.075, 0.60),
+            "gpt-4o": (2.50, 1.25, 10.00),
+            "gpt-4.1": (2.00, 0.50, 8.00),
+            "gpt-4.1-mini": (0.40, 0.10, 1.60),
+            "gpt-4.1-nano": (0.10, 0.025, 0.40),
+            "o4-mini": (1.10, 0.275, 4.40),
+        },
+        description="USD per million tokens per model as JSON: "
+        '{"model": [input, cached input, output]}; unknown models cost 0 (and say so).',
+    )
+    llm_json_schema: bool = Field(
+        default=True,
+        description="Ask for structured output by JSON schema; falls back to plain JSON anyway.",
+    )
+    agent_max_rounds: int = Field(
+        default=3, ge=1, le=10, description="Plan-verify-repair rounds per evaluation."
+    )
+    agent_candidates: int = Field(
+        default=1, ge=1, le=5, description="Candidate plans per round (best-of-N)."
+    )
+    budget_calls: int = Field(default=12, ge=0, description="LLM calls per product per window.")
+    budget_tokens: int = Field(
+        default=400_000,
+        ge=0,
+        description="LLM tokens (prompt + completion) per product per window.",
+    )
+    budget_cost_usd: float = Field(
+        default=2.0, ge=0, description="Estimated LLM cost (USD) per product per window."
+    )
 
     @field_validator("home")
     @classmethod
@@ -87,6 +175,11 @@ class Settings(BaseSettings):
     @property
     def cache_dir(self) -> Path:
         return self.home / "cache"
+
+    @property
+    def forge_dir(self) -> Path:
+        """The local forge's bare repositories."""
+        return self.home / "forge"
 
     def secret_values(self) -> list[str]:
         """Every configured secret's plain value, for redaction; never log this list."""

@@ -35,5 +35,12 @@ class Finding:
         return f"{self.file}:{self.line}" if self.line else self.file
 
     def key(self) -> tuple[str, str | None, int | None, str]:
-        """Identity used to compare findings before and after a change."""
+        """Identity used to compare findings before and after a change.
+
+        A dependency finding's message names the pinned version ("pyarrow 14.0.1 was released
+        1110 days ago"); its pin's file and line identify it, so an upgraded pin that still
+        breaks the same rule is the same finding, neither resolved nor introduced.
+        """
+        if self.kind == "dependency" and self.file is not None:
+            return (self.rule_id, self.file, self.line, "")
         return (self.rule_id, self.file, self.line, self.message)

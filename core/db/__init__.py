@@ -1,10 +1,12 @@
 """Persistence: SQLModel tables, engines and sessions, Alembic migrations."""
 
+from core.db.accounts import Account, ApiToken
 from core.db.engine import ensure_schema, make_engine, session_scope, upgrade
 from core.db.tables import (
     AuditEntry,
     ComplianceRecord,
     Evaluation,
+    LLMCall,
     MergeRequest,
     PolicyRuleRecord,
     PolicySetRecord,
@@ -14,9 +16,12 @@ from core.db.tables import (
 )
 
 __all__ = [
+    "Account",
+    "ApiToken",
     "AuditEntry",
     "ComplianceRecord",
     "Evaluation",
+    "LLMCall",
     "MergeRequest",
     "PolicyRuleRecord",
     "PolicySetRecord",

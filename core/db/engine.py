@@ -21,7 +21,7 @@ MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 # The newest migration's revision. Kept here so that every command can tell whether the
 # schema is current without importing Alembic (a third of a second); a test keeps it equal
 # to Alembic's own head.
-SCHEMA_HEAD = "0001"
+SCHEMA_HEAD = "0003"
 
 
 def make_engine(url: str) -> Engine:
@@ -65,10 +65,17 @@ def head_revision() -> str | None:
 
 def current_revision(engine: Engine) -> str | None:
     """The database's revision, or None for a database specfleet never migrated."""
-    with engine.connect() as connection:
-        if not engine.dialect.has_table(connection, "alembic_version"):
-            return None
-        return connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
+    try:
+        with engine.connect() as connection:
+            if not engine.dialect.has_table(connection, "alembic_version"):
+                return None
+            return connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
+    except OperationalError as error:
+        # `specfleet db upgrade/status` ask this first: an unreachable server is exit 2, not a
+        # traceback
+        raise DatabaseError(
+            f"cannot reach the database {safe_url(engine)}: {error.orig}"
+        ) from error
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:

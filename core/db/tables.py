@@ -112,6 +112,7 @@ class Evaluation(SQLModel, table=True):
     finished_at: dt.datetime | None = _when(nullable=True)
     summary: dict[str, Any] | None = _json(nullable=True)
     error: str | None = Field(default=None, max_length=4000)
+    attempts: int = Field(default=0, description="Deliveries that started this evaluation.")
 
 
 class StageResult(SQLModel, table=True):
@@ -158,9 +159,14 @@ class MergeRequest(SQLModel, table=True):
     forge_ref: str | None = Field(default=None, max_length=64, description="The forge's MR id.")
     url: str | None = Field(default=None, max_length=1000)
     branch: str = Field(default="specfleet/evergreen", max_length=255)
+    target_branch: str = Field(default="main", max_length=255)
+    head_commit: str | None = Field(default=None, max_length=64)
+    proposal_key: str | None = Field(default=None, max_length=64)
     title: str = Field(max_length=300)
     description: str = Field(default="")
     state: str = Field(default="open", max_length=16)
+    draft: bool = Field(default=False)
+    labels: list[str] = _json_list()
     approvals: list[str] = _json_list()
     created_at: dt.datetime = _when()
     updated_at: dt.datetime = _when()
@@ -196,3 +202,24 @@ class ComplianceRecord(SQLModel, table=True):
     findings: int = Field(default=0)
     window: str = Field(max_length=16, description="ISO week of the check, e.g. 2026-W48.")
     checked_at: dt.datetime = _when()
+
+
+class LLMCall(SQLModel, table=True):
+    """One request to the LLM endpoint: tokens, estimated cost and outcome (budgets sum these)."""
+
+    __tablename__ = "llm_call"
+    __table_args__ = (Index("ix_llm_call_product_window", "product_id", "window"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    product_id: str = Field(max_length=64)
+    window: str = Field(max_length=16)
+    evaluation_id: int | None = Field(default=None, foreign_key="evaluation.id")
+    model: str = Field(max_length=200)
+    purpose: str = Field(default="plan", max_length=32, description="plan or repair.")
+    prompt_tokens: int = Field(default=0)
+    cached_prompt_tokens: int = Field(default=0)
+    completion_tokens: int = Field(default=0)
+    cost_usd: float = Field(default=0.0)
+    duration_ms: int = Field(default=0)
+    outcome: str = Field(default="ok", max_length=32, description="ok, invalid, error, timeout.")
+    at: dt.datetime = _when()

@@ -27,9 +27,14 @@ import httpx
 from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import InvalidVersion, Version
 
+from core.log import get_logger
+
 DEFAULT_INDEX_URL = "https://pypi.org"
 DAY = 24 * 3600
 MISSING_TTL_SECONDS = 3600  # a 404 may be a typo fixed within the hour; re-ask sooner
+
+
+log = get_logger(__name__)
 
 
 @dataclass(frozen=True)
@@ -122,14 +127,24 @@ class DiskFactsCache:
 
 
 class RedisFactsCache:
-    """Shared by every worker of a fleet; Redis expires the keys."""
+    """Shared by every worker of a fleet; Redis expires the keys.
+
+    A cache, not a source of truth: while Redis is unreachable (restarting, failing over) a
+    read is a miss and a write is skipped, so evaluations carry on against the index.
+    """
 
     def __init__(self, client: Any, prefix: str = "specfleet:pypi:") -> None:
         self.client = client
         self.prefix = prefix
 
     def get(self, name: NormalizedName) -> dict[str, Any] | None:
-        raw = self.client.get(self.prefix + name)
+        import redis
+
+        try:
+            raw = self.client.get(self.prefix + name)
+        except redis.RedisError as error:
+            log.warning("release-facts cache unavailable: reading the index", error=str(error))
+            return None
         if raw is None:
             return None
         try:
@@ -139,7 +154,12 @@ class RedisFactsCache:
         return document if isinstance(document, dict) else None
 
     def put(self, name: NormalizedName, document: dict[str, Any], ttl_seconds: int) -> None:
-        self.client.set(self.prefix + name, json.dumps(document), ex=ttl_seconds)
+        import redis
+
+        try:
+            self.client.set(self.prefix + name, json.dumps(document), ex=ttl_seconds)
+        except redis.RedisError as error:
+            log.warning("release-facts cache unavailable: not stored", error=str(error))
 
 
 class IndexClient:
