@@ -7,8 +7,8 @@ fail safely, and which policy findings does it resolve or introduce.
 
 from __future__ import annotations
 
-from worker.verify.gate import SideResult, Verdict
-from worker.verify.model import RunResult
+from worker.verify.gate import Verdict
+from worker.verify.model import RunResult, SideResult
 
 MAX_ROWS = 20  # per table; the rest is counted, not listed
 
@@ -64,6 +64,12 @@ def _tests(verdict: Verdict) -> str:
     for side in (verdict.baseline, verdict.candidate):
         if side.problem:
             rows.append(f"\n{side.label} could not be verified: {_cell(side.problem)}")
+    reused = [side.label for side in (verdict.baseline, verdict.candidate) if side.reused]
+    if reused:
+        rows.append(
+            f"\n{' and '.join(reused).capitalize()}: results of an identical run this week "
+            "(same code, environment, fixtures and spec) were reused."
+        )
     failed = [
         case
         for case in (

@@ -4,7 +4,23 @@ from __future__ import annotations
 
 import typer
 
-from ui.cli import advisories, db, examples, health, policy, product, spec, verify
+from ui.cli import (
+    advisories,
+    agent,
+    db,
+    demo,
+    evaluate,
+    examples,
+    fleet,
+    fleet_control,
+    health,
+    mr,
+    policy,
+    product,
+    spec,
+    verify,
+    web,
+)
 
 app = typer.Typer(
     name="specfleet",
@@ -19,9 +35,19 @@ app.add_typer(db.app, name="db")
 app.add_typer(examples.app, name="examples")
 app.add_typer(advisories.app, name="advisories")
 app.add_typer(policy.app, name="policy")
+app.add_typer(mr.app, name="mr")
+app.add_typer(agent.app, name="agent")
+app.add_typer(web.app, name="user")
+app.add_typer(fleet_control.app, name="fleet")
 app.command("health")(health.health)
 app.command("remediate")(health.remediate)
 app.command("verify")(verify.verify)
+app.command("evaluate")(evaluate.evaluate)
+app.command("worker")(fleet.worker)
+app.command("scheduler")(fleet.scheduler)
+app.command("run-window")(fleet.run_window)
+app.command("web")(web.web)
+app.command("demo")(demo.demo)
 
 
 def main() -> None:

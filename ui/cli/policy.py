@@ -55,7 +55,14 @@ def publish_(
         queued = 0
         if outcome.created and outcome.affected:
             affected_ids = sorted({pid for ids in outcome.affected.values() for pid in ids})
-            queued = queue_policy_evaluations(engine, affected_ids, outcome.policy_set.version)
+            from worker.tasks import publish_dispatch
+
+            queued = queue_policy_evaluations(
+                engine,
+                affected_ids,
+                outcome.policy_set.version,
+                dispatch=publish_dispatch(wiring().settings),
+            )
     version = outcome.policy_set.version
     if not outcome.created:
         console.print(

@@ -47,6 +47,7 @@ def verify(
     from worker.report import render_verdict
     from worker.verify.environments import EnvironmentCache
     from worker.verify.gate import verify as run_gate
+    from worker.verify.results import SideResultCache
 
     with reported_errors(), tempfile.TemporaryDirectory(prefix="specfleet-refs-") as scratch:
         wired = wiring()
@@ -71,6 +72,7 @@ def verify(
             baseline_spec=baseline_spec,
             findings_before=before,
             findings_after=after,
+            results=SideResultCache(wired.settings.cache_dir / "verifications"),
         )
     report = render_verdict(verdict)
     if markdown:

@@ -1,0 +1,58 @@
+"""What the pipeline needs from the outside world, passed in as one value.
+
+Entry points build it (``worker.pipeline.wiring.pipeline_deps`` from settings; tests build
+their own), so no stage decides which backend runs (DESIGN.md section 9.5).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from sqlalchemy import Engine
+
+from core.db import Product
+from core.forges.interface import Forge
+from core.git import MirrorCache
+from core.health.advisories import AdvisorySource
+from core.health.releases import IndexClient
+from worker.verify.environments import EnvironmentCache
+from worker.verify.results import SideResultCache
+
+
+class Planner(Protocol):
+    """The LLM planner as the pipeline sees it (``agent.loop`` slots in behind this)."""
+
+    @property
+    def identity(self) -> str:
+        """Model and prompt version: part of every fingerprint, so a new model re-evaluates."""
+        ...
+
+
+def utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+@dataclass
+class PipelineDeps:
+    """Collaborators of one worker process; built once and shared by its evaluations."""
+
+    engine: Engine
+    mirrors: MirrorCache
+    index: IndexClient
+    advisories: AdvisorySource
+    forge_for: Callable[[Product], Forge]
+    environments: EnvironmentCache
+    work_dir: Path
+    results: SideResultCache | None = None  # reuse a side's evidence within a window
+    planner: Planner | None = None  # None: deterministic remediators only
+    clock: Callable[[], dt.datetime] = utc_now
+    # policy sets are immutable: each version is loaded once per process
+    policy_cache: dict[int, Any] = field(default_factory=dict)
+
+    @property
+    def planner_identity(self) -> str:
+        return self.planner.identity if self.planner is not None else "deterministic-v1"

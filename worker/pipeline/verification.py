@@ -1,0 +1,65 @@
+"""Stage 7, verify: the gate (build, tests, contract, data, failure modes, policy re-scan) on
+the baseline and the candidate, with the candidate re-assessed for the re-scan."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+from core.spec import Spec, load_spec
+from policies.store import PolicySet
+from worker.pipeline.apply import Candidate
+from worker.pipeline.assess import Assessment, assess_checkout
+from worker.pipeline.deps import PipelineDeps
+from worker.verify.gate import Verdict, verify
+
+
+def verify_candidate(
+    *,
+    deps: PipelineDeps,
+    spec: Spec,
+    spec_path: str,
+    baseline: Path,
+    baseline_commit: str,
+    baseline_assessment: Assessment,
+    candidate: Candidate,
+    policies: PolicySet | None,
+    now: dt.datetime,
+    window: str,
+) -> tuple[Verdict, Assessment]:
+    candidate_spec = load_spec(candidate.worktree / spec_path)
+    after = assess_checkout(candidate.worktree, candidate_spec, spec_path, deps, policies, now)
+    verdict = verify(
+        candidate_spec,
+        baseline,
+        candidate.worktree,
+        deps.environments,
+        baseline_commit=baseline_commit,
+        candidate_commit=candidate.commit,
+        baseline_spec=spec,
+        findings_before=baseline_assessment.findings,
+        findings_after=after.findings,
+        claimed_resolved=candidate.claimed_rules,
+        results=deps.results,
+        window=window,
+    )
+    return verdict, after
+
+
+def baseline_problem(verdict: Verdict) -> str | None:
+    """Why the current implementation itself cannot be verified, if it cannot."""
+    side = verdict.baseline
+    if side.problem:
+        return f"the current implementation cannot be verified: {side.problem}"
+    if side.build is None:
+        return None
+    if not side.build.ok:
+        run = side.build
+        if run.timed_out or run.exit_code is None:
+            how = f"killed ({run.killed_reason or 'time or memory limit'})"
+        else:
+            how = f"exit {run.exit_code}"
+        tail = (run.stderr or "").strip().splitlines()[-3:]
+        detail = f": {' / '.join(tail)}" if tail else ""
+        return f"the current implementation does not build ({how}){detail}"
+    return None
