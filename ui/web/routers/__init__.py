@@ -1,0 +1,1 @@
+"""The console's routes, one module per area; ``api`` is the JSON API under /api/v1."""

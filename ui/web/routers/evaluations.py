@@ -1,0 +1,42 @@
+"""The evaluation page: stages with timings, the verification report, the diff, LLM usage."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from core.errors import SpecfleetError
+from ui.web.deps import NotFound, RowId, SignedIn, web
+from ui.web.queries import evaluation_detail
+from ui.web.render import highlighted_diff
+from ui.web.routers.pages import page
+
+router = APIRouter()
+
+
+@router.get("/evaluations/{evaluation_id}")
+def evaluation_page(request: Request, identity: SignedIn, evaluation_id: RowId) -> Response:
+    context = web(request)
+    detail = evaluation_detail(context.engine, evaluation_id)
+    if detail is None:
+        raise NotFound(f"no evaluation {evaluation_id}")
+    diff_html = None
+    diff_problem = None
+    mr = detail.merge_request
+    if mr is not None and mr.forge == "local" and mr.id is not None:
+        try:
+            diff_html = highlighted_diff(context.forge.diff(mr.id))
+        except SpecfleetError as error:
+            diff_problem = str(error)
+    report = (mr.description if mr is not None else None) or (
+        detail.proposal.description if detail.proposal is not None else ""
+    )
+    return page(
+        request,
+        "evaluation.html",
+        identity,
+        detail=detail,
+        report=report,
+        diff_html=diff_html,
+        diff_problem=diff_problem,
+    )

@@ -1,0 +1,40 @@
+"""The fleet page: every product, its last evaluation, open merge request and compliance."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from ui.web.deps import SignedIn, web
+from ui.web.queries import fleet
+from ui.web.routers.pages import page
+
+router = APIRouter()
+PAGE_SIZE = 200
+
+
+@router.get("/")
+def fleet_page(
+    request: Request,
+    identity: SignedIn,
+    owner: str | None = None,
+    tag: str | None = None,
+    outcome: str | None = None,
+    page_number: int = 1,
+) -> Response:
+    view = fleet(web(request).engine, owner or None, tag or None, outcome or None)
+    pages = max(1, -(-view.total // PAGE_SIZE))
+    number = min(max(page_number, 1), pages)
+    rows = view.rows[(number - 1) * PAGE_SIZE : number * PAGE_SIZE]
+    return page(
+        request,
+        "fleet.html",
+        identity,
+        fleet=view,
+        rows=rows,
+        owner=owner or "",
+        tag=tag or "",
+        outcome=outcome or "",
+        page_number=number,
+        pages=pages,
+    )
