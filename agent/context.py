@@ -66,6 +66,8 @@ class ContextInputs:
     known_secrets: tuple[str, ...] = ()
     file_token_budget: int = 12_000
     spec_path: str = "dataproduct.yaml"
+    task: str | None = None  # replaces the default task (implementing an owner's amendment)
+    also_show: tuple[str, ...] = ()  # files the task is about (an amendment's test files)
 
 
 @dataclass(frozen=True)
@@ -108,7 +110,7 @@ def build_prompt(inputs: ContextInputs) -> Prompt:
     ]
     files_text, shown = _files_section(inputs)
     sections.append(("files", files_text))
-    sections.append(("task", _TASK))
+    sections.append(("task", inputs.task or _TASK))
     product = "\n".join(text for _, text in sections)
     return Prompt(
         (
@@ -285,6 +287,11 @@ def _deterministic_section(inputs: ContextInputs) -> str:
 
 def _files_section(inputs: ContextInputs) -> tuple[str, list[FileShown]]:
     chosen = relevant_files(inputs.spec, inputs.repo, inputs.findings, inputs.spec_path)
+    chosen += [
+        path
+        for path in inputs.also_show
+        if path not in chosen and _inside(inputs.repo, path) and (inputs.repo / path).is_file()
+    ]
     texts: dict[str, str] = {}
     for path in chosen:
         target = inputs.repo / path

@@ -84,6 +84,9 @@ class GuardContext:
     requirement_tests: frozenset[str] = frozenset()
     limits: GuardLimits = field(default_factory=GuardLimits)
     today: dt.date = field(default_factory=dt.date.today)
+    # False while implementing an owner's amendment: the spec already carries it, drafted and
+    # checked for conflicts in its own step, so the plan may not append another
+    amendment_allowed: bool = True
 
 
 @dataclass(frozen=True)
@@ -308,7 +311,11 @@ def review_plan(plan: Plan, repo: Path, context: GuardContext) -> Review:
                 tolerant += was_tolerant
         reviews.append(EditReview(index, edit.kind, edit.path, reason))
     if plan.amendment is not None:
-        reason = _review_amendment(plan.amendment, repo, context, staged)
+        reason = (
+            _review_amendment(plan.amendment, repo, context, staged)
+            if context.amendment_allowed
+            else "the spec already carries this change's amendment; set amendment to null"
+        )
         if reason is not None:
             reviews.append(EditReview(0, "amend", context.spec_path, reason))
     if any(review.reason for review in reviews):

@@ -15,15 +15,15 @@ every message before it leaves the process, parses the answer, and records the c
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import openai
 
 from agent.budget import CallRecord
-from agent.plan import PLAN_JSON_SCHEMA, Plan, PlanInvalid, parse_plan
-from core.errors import LLMError
+from agent.plan import PLAN_JSON_SCHEMA, Plan, parse_plan
+from core.errors import InputError, LLMError
 from core.metrics import count_llm_call
 from core.secrets import redact_text
 from core.settings import Settings
@@ -272,14 +272,40 @@ class LLMPlanner:
         purpose: str,
         evaluation_id: int | None = None,
     ) -> PlannerReply:
-        completion = self.client.complete(self.redact(messages), PLAN_JSON_SCHEMA)
-        plan: Plan | None = None
+        answer = self.answer(
+            messages,
+            PLAN_JSON_SCHEMA,
+            product_id=product_id,
+            window=window,
+            purpose=purpose,
+            evaluation_id=evaluation_id,
+        )
+        return answer
+
+    def answer(
+        self,
+        messages: Sequence[Message],
+        schema: dict[str, Any],
+        *,
+        product_id: str,
+        window: str,
+        purpose: str,
+        evaluation_id: int | None = None,
+        parse: Callable[[str], Any] | None = None,
+    ) -> PlannerReply:
+        """One call under ``schema``; the text is parsed by ``parse`` (default: a plan).
+
+        The reply's ``plan`` holds whatever ``parse`` returned; a parse error (an
+        :class:`~core.errors.InputError`) makes the call ``invalid`` with its message.
+        """
+        completion = self.client.complete(self.redact(messages), schema)
+        parsed: Any = None
         problem = completion.problem
         outcome = completion.outcome
         if completion.text is not None:
             try:
-                plan = parse_plan(completion.text)
-            except PlanInvalid as error:
+                parsed = (parse or parse_plan)(completion.text)
+            except InputError as error:
                 problem, outcome = str(error), "invalid"
         record = CallRecord(
             product_id=product_id,
@@ -303,7 +329,7 @@ class LLMPlanner:
             completion.cached_prompt_tokens,
             completion.cost_usd,
         )
-        return PlannerReply(plan, problem, record, completion.text)
+        return PlannerReply(parsed, problem, record, completion.text)
 
 
 def _short(text: str, limit: int = 300) -> str:

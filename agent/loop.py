@@ -70,6 +70,9 @@ class DeterministicChange:
     apply: Callable[[Path], Sequence[object]]
     rationale: tuple[Rationale, ...] = ()
     amendment: AmendmentDraft | None = None
+    # False when the change alone cannot be the answer (an amended spec still needs code):
+    # it is then the model's starting point only, never proposed by itself
+    fallback: bool = True
 
     @property
     def empty(self) -> bool:
@@ -199,6 +202,7 @@ def run_loop(
     messages: list[Message] = list(build_prompt(context).messages)
     rounds = 0
     stop: str | None = None
+    closest: _Candidate | None = None  # the best verified-but-refused candidate, for the report
     for round_number in range(1, request.max_rounds + 1):
         rounds = round_number
         purpose = "plan" if round_number == 1 else "repair"
@@ -242,6 +246,16 @@ def run_loop(
                 continue
             if plan.no_change and not plan.edits:
                 why = plan.no_change_reason or "the model found nothing to improve"
+                if deterministic is not None and not deterministic.fallback:
+                    tally.tried.append(f"{label}: no change proposed: {why}")
+                    feedback.append(
+                        (
+                            reply.raw,
+                            "The spec changed, so the implementation has to change with it; "
+                            "answer with edits.",
+                        )
+                    )
+                    continue
                 if not has_deterministic:
                     tally.tried.append(f"{label}: no change: {why}")
                     return _finish(
@@ -297,6 +311,9 @@ def run_loop(
         if green:
             best = min(green, key=lambda c: (c.check.score, c.order))
             return _proposed(request, baseline, best, tally, rounds, deterministic)
+        refused = min(checked, key=lambda c: (c.check.score, c.order), default=None)
+        if refused is not None and (closest is None or refused.check.score <= closest.check.score):
+            closest = refused
         if stop:
             break
         if not feedback:
@@ -318,8 +335,7 @@ def run_loop(
         ]
 
     reasons = [stop] if stop else []
-    if has_deterministic:
-        assert deterministic is not None
+    if has_deterministic and deterministic is not None and deterministic.fallback:
         tally.tried.append("the deterministic change alone, as a last resort")
         candidate = _deterministic_candidate(request, base, workspace, deterministic, verify, tally)
         if candidate is not None and candidate.check.publishable:
@@ -329,7 +345,9 @@ def run_loop(
         if rounds and not stop
         else "no candidate passed verification"
     )
-    return _finish("needs-human", request, baseline, None, tally, rounds, tuple(reasons))
+    outcome = _finish("needs-human", request, baseline, None, tally, rounds, tuple(reasons))
+    # the closest candidate's verification is what a human needs to see first
+    return replace(outcome, check=closest.check) if closest is not None else outcome
 
 
 def _deterministic_candidate(

@@ -137,7 +137,7 @@ class PlanInvalid(InputError):
 
 def parse_plan(text: str, source: str = "the answer") -> Plan:
     """Parse a plan from JSON text; tolerate a Markdown code fence around it (plain-JSON mode)."""
-    body = _unfence(text.strip())
+    body = unfence(text.strip())
     try:
         data = json.loads(body)
     except json.JSONDecodeError as error:
@@ -167,7 +167,7 @@ def read_plan_file(path: Path) -> Plan:
     return parse_plan(text, str(path))
 
 
-def _unfence(text: str) -> str:
+def unfence(text: str) -> str:
     if text.startswith("```"):
         first_newline = text.find("\n")
         closing = text.rfind("```")

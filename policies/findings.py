@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -44,3 +46,32 @@ class Finding:
         if self.kind == "dependency" and self.file is not None:
             return (self.rule_id, self.file, self.line, "")
         return (self.rule_id, self.file, self.line, self.message)
+
+
+def unmatched(findings: Sequence[Finding], others: Sequence[Finding]) -> tuple[Finding, ...]:
+    """The failing ``findings`` that ``others`` has no counterpart for (pure).
+
+    Same key first; then, for code findings, the same rule, file and message at another
+    line: an edit above a finding moves it without resolving it, and without this the
+    moved finding would read as one resolved and one introduced. Each counterpart is used
+    once, so a second occurrence of a finding in a file is still new.
+    """
+    exact: Counter[tuple[str, str | None, int | None, str]] = Counter(f.key() for f in others)
+    loose: Counter[tuple[str, str | None, str]] = Counter()
+    left: list[Finding] = []
+    for finding in findings:
+        if exact[finding.key()] > 0:
+            exact[finding.key()] -= 1
+        else:
+            left.append(finding)
+    for key, count in exact.items():
+        if count > 0 and key[3]:  # unused counterparts, by rule, file and message
+            loose[(key[0], key[1], key[3])] += count
+    result = []
+    for finding in left:
+        moved = (finding.rule_id, finding.file, finding.message)
+        if finding.file is not None and finding.kind != "dependency" and loose[moved] > 0:
+            loose[moved] -= 1
+        elif finding.status == "fail":
+            result.append(finding)
+    return tuple(result)

@@ -3,6 +3,7 @@
 from core.db.accounts import Account, ApiToken
 from core.db.engine import ensure_schema, make_engine, session_scope, upgrade
 from core.db.tables import (
+    AmendmentRequest,
     AuditEntry,
     ComplianceRecord,
     Evaluation,
@@ -17,6 +18,7 @@ from core.db.tables import (
 
 __all__ = [
     "Account",
+    "AmendmentRequest",
     "ApiToken",
     "AuditEntry",
     "ComplianceRecord",

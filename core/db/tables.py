@@ -223,3 +223,28 @@ class LLMCall(SQLModel, table=True):
     duration_ms: int = Field(default=0)
     outcome: str = Field(default="ok", max_length=32, description="ok, invalid, error, timeout.")
     at: dt.datetime = _when()
+
+
+class AmendmentRequest(SQLModel, table=True):
+    """An owner's request to change a product's spec, and where it got to.
+
+    ``state``: queued, conflict (returned to the owner with the clauses it collides with),
+    proposed (a merge request carries the amended spec and its implementation), needs-human
+    (no verified implementation), failed. Rows are never deleted.
+    """
+
+    __tablename__ = "amendment_request"
+
+    id: int | None = Field(default=None, primary_key=True)
+    product_id: str = Field(foreign_key="product.id", max_length=64, index=True)
+    requested_by: str = Field(max_length=200)
+    requested_at: dt.datetime = _when()
+    requirement: str = Field(max_length=4000, description="What the owner asked, as typed.")
+    why: str | None = Field(default=None, max_length=4000)
+    state: str = Field(default="queued", max_length=16)
+    evaluation_id: int | None = Field(default=None, foreign_key="evaluation.id", index=True)
+    amendment_id: str | None = Field(default=None, max_length=32, description="e.g. A5.")
+    conflict: dict[str, Any] | None = _json(nullable=True)  # clauses, explanation
+    outcome_detail: str | None = Field(default=None, max_length=4000)
+    merge_request_url: str | None = Field(default=None, max_length=500)
+    updated_at: dt.datetime = _when()

@@ -7,6 +7,7 @@ import typer
 from ui.cli import (
     advisories,
     agent,
+    amend,
     db,
     demo,
     evaluate,
@@ -43,6 +44,8 @@ app.command("health")(health.health)
 app.command("remediate")(health.remediate)
 app.command("verify")(verify.verify)
 app.command("evaluate")(evaluate.evaluate)
+app.command("amend")(amend.amend)
+app.command("amendments")(amend.amend_list)
 app.command("worker")(fleet.worker)
 app.command("scheduler")(fleet.scheduler)
 app.command("run-window")(fleet.run_window)

@@ -28,7 +28,8 @@ from ui.cli.common import (
     wiring,
 )
 
-TRIGGERS = ("weekly", "policy", "manual", "amendment")
+# amendments are asked for with `specfleet amend`, which records what the owner wants
+TRIGGERS = ("weekly", "policy", "manual")
 OUTCOME_STYLE = {
     "proposed": "green",
     "no-op": "dim",
@@ -36,6 +37,7 @@ OUTCOME_STYLE = {
     "unchanged": "green",
     "suppressed": "yellow",
     "needs-human": "yellow",
+    "conflict": "yellow",
     "failed": "red",
 }
 
@@ -48,9 +50,7 @@ def evaluate(
     window: Annotated[
         str | None, typer.Option(help="ISO week, e.g. 2026-W48 (default: this week).")
     ] = None,
-    trigger: Annotated[
-        str, typer.Option(help="Why: weekly, policy, manual or amendment.")
-    ] = "manual",
+    trigger: Annotated[str, typer.Option(help="Why: weekly, policy or manual.")] = "manual",
 ) -> None:
     """Evaluate one product: queue it for the workers, or with --now run it here."""
     if trigger not in TRIGGERS:

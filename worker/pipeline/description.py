@@ -9,9 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from worker.pipeline.apply import DependencyChange
 from worker.pipeline.plan import LLMUsage
+
+if TYPE_CHECKING:
+    from worker.pipeline.amend import AmendedSpec
+    from worker.verify.gate import Verdict
 
 MAX_ROWS = 30
 MAX_VERIFICATION_CHARS = 40_000
@@ -24,6 +29,25 @@ class NewRule:
     title: str
     severity: str
     kind: str
+
+
+@dataclass(frozen=True)
+class SpecChangeFacts:
+    """An owner's amendment as the merge request shows it, before the code."""
+
+    amendment_id: str
+    requested_by: str
+    request: str
+    why: str | None
+    change: str
+    new_requirements: tuple[tuple[str, str, tuple[str, ...]], ...]  # id, text, tests
+    changed_requirements: tuple[tuple[str, str, tuple[str, ...]], ...]
+    new_columns: tuple[tuple[str, str, str, str, str], ...]  # output, name, type, meaning, why
+    changed_columns: tuple[tuple[str, str, str, str, str], ...]
+    removed: tuple[str, ...]
+    spec_diff: str
+    # every requirement of the amended spec: id, new or not, (test, candidate outcome) pairs
+    reverified: tuple[tuple[str, bool, tuple[tuple[str, str], ...]], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -49,6 +73,7 @@ class DescriptionFacts:
     # the planner's account of its change: (file, why, cited requirement and rule ids)
     rationale: tuple[tuple[str, str, tuple[str, ...]], ...] = ()
     plan_summary: str = ""
+    spec_change: SpecChangeFacts | None = None  # set for an owner's amendment
 
 
 TRIGGERS = {
@@ -60,6 +85,8 @@ TRIGGERS = {
 
 
 def render_description(facts: DescriptionFacts) -> str:
+    if facts.spec_change is not None:
+        return _render_amendment(facts, facts.spec_change)
     parts = [
         _summary(facts),
         _trigger(facts),
@@ -72,6 +99,126 @@ def render_description(facts: DescriptionFacts) -> str:
         _footer(facts),
     ]
     return "\n\n".join(part.strip() for part in parts if part) + "\n"
+
+
+def spec_change_facts(amended: AmendedSpec, verdict: Verdict) -> SpecChangeFacts:
+    """What the owner's amendment changed in the spec, and each requirement's evidence."""
+    from worker.verify.gate import test_outcome
+
+    checked = amended.checked
+    spec = amended.spec
+    requirements = {r.id: r for r in spec.requirements}
+    columns = {(o.name, c.name): c for o in spec.outputs for c in o.columns}
+
+    def requirement_row(rid: str) -> tuple[str, str, tuple[str, ...]]:
+        r = requirements[rid]
+        return (rid, r.text, tuple(r.tests))
+
+    def column_row(key: tuple[str, str]) -> tuple[str, str, str, str, str]:
+        c = columns[key]
+        return (key[0], key[1], c.type, c.description or "", c.why or "")
+
+    new = set(checked.new_requirements)
+    reverified = tuple(
+        (r.id, r.id in new, tuple((t, test_outcome(verdict.candidate, t)) for t in r.tests))
+        for r in spec.requirements
+    )
+    draft = checked.draft
+    return SpecChangeFacts(
+        amendment_id=checked.amendment_id,
+        requested_by=amended.requested_by,
+        request=amended.ask.requirement,
+        why=amended.ask.why,
+        change=draft.amendment.change if draft.amendment else "",
+        new_requirements=tuple(requirement_row(r) for r in checked.new_requirements),
+        changed_requirements=tuple(requirement_row(r) for r in checked.changed_requirements),
+        new_columns=tuple(column_row(k) for k in checked.new_columns),
+        changed_columns=tuple(column_row(k) for k in checked.changed_columns),
+        removed=checked.removed,
+        spec_diff=amended.diff,
+        reverified=reverified,
+    )
+
+
+def _render_amendment(facts: DescriptionFacts, change: SpecChangeFacts) -> str:
+    """Spec change first, then the implementation, then the evidence."""
+    parts = [
+        f"{_cell(change.requested_by)} asked for a change to **{_cell(facts.product_name)}** "
+        f"(`{facts.product_id}`): “{_cell(change.request)}”. specfleet amended the spec "
+        f"({change.amendment_id}) and re-implemented the whole amended spec; every earlier "
+        "requirement was verified again.",
+        _spec_change(change),
+        _rationale(facts),
+        "## Verification\n\n" + _bounded(facts.verification, MAX_VERIFICATION_CHARS),
+        _reverified(change),
+        _trigger(facts),
+        _llm(facts.llm),
+        _footer(facts),
+    ]
+    return "\n\n".join(part.strip() for part in parts if part) + "\n"
+
+
+def _spec_change(change: SpecChangeFacts) -> str:
+    rows = [f"## Spec change: amendment {change.amendment_id}", ""]
+    if change.changed_requirements or change.changed_columns or change.removed:
+        touched = [r[0] for r in change.changed_requirements]
+        touched += [c[1] for c in change.changed_columns] + list(change.removed)
+        rows += [
+            f"**This amendment changes earlier clauses, as the request explicitly asks: "
+            f"{_cell(', '.join(touched))}.**",
+            "",
+        ]
+    rows += ["| | |", "| --- | --- |", f"| requested | {_cell(change.request)} |"]
+    if change.why:
+        rows.append(f"| why | {_cell(change.why)} |")
+    rows.append(f"| change | {_cell(change.change)} |")
+    for title, items in (
+        ("New requirements", change.new_requirements),
+        ("**Changed requirements**", change.changed_requirements),
+    ):
+        if items:
+            rows += ["", title, "", "| id | requirement | proved by |", "| --- | --- | --- |"]
+            rows += [
+                f"| {rid} | {_cell(text)} | {_cell(', '.join(f'`{t}`' for t in tests))} |"
+                for rid, text, tests in items[:MAX_ROWS]
+            ]
+    for title, columns in (
+        ("New output columns", change.new_columns),
+        ("**Changed output columns**", change.changed_columns),
+    ):
+        if columns:
+            rows += [
+                "",
+                title,
+                "",
+                "| output | column | type | meaning | why |",
+                "| --- | --- | --- | --- | --- |",
+            ]
+            rows += [
+                f"| {_cell(o)} | `{_cell(n)}` | {_cell(t)} | {_cell(d)} | {_cell(w)} |"
+                for o, n, t, d, w in columns[:MAX_ROWS]
+            ]
+    if change.removed:
+        rows += ["", f"**Removed: {_cell(', '.join(change.removed))}**"]
+    diff = _bounded(change.spec_diff, 12_000).replace("```", "'''")
+    rows += ["", "<details><summary>Spec diff</summary>", "", f"```diff\n{diff.rstrip()}\n```"]
+    rows += ["", "</details>"]
+    return "\n".join(rows)
+
+
+def _reverified(change: SpecChangeFacts) -> str:
+    rows = [
+        "## Requirements verified",
+        "",
+        "| requirement | | test | candidate |",
+        "| --- | --- | --- | --- |",
+    ]
+    for rid, is_new, tests in change.reverified[:MAX_ROWS]:
+        label = "new" if is_new else "earlier"
+        for test, outcome in tests or (("(no test named)", "—"),):
+            rows.append(f"| {rid} | {label} | `{_cell(test)}` | {_cell(outcome)} |")
+    rows += _more(len(change.reverified))
+    return "\n".join(rows)
 
 
 def _summary(facts: DescriptionFacts) -> str:

@@ -18,16 +18,26 @@ from typing import Any
 
 from sqlalchemy import Engine
 
+from agent.amend import implement_task
 from agent.budget import Budget, DatabaseRecorder
 from agent.context import ContextInputs
 from agent.guards import GuardContext
 from agent.llm import LLMPlanner
-from agent.loop import Check, LoopOutcome, PlanRequest, deterministic_from_dependencies, run_loop
+from agent.loop import (
+    Check,
+    DeterministicChange,
+    LoopOutcome,
+    PlanRequest,
+    deterministic_from_dependencies,
+    run_loop,
+)
+from agent.plan import Rationale
 from core.errors import SpecInvalid
 from core.settings import Settings
 from core.spec import Spec, load_spec
 from policies.model import Rule
 from policies.store import PolicySet
+from worker.pipeline.amend import AmendedSpec
 from worker.pipeline.apply import (
     Candidate,
     DependencyChange,
@@ -100,19 +110,29 @@ def plan_with_llm(
     now: dt.datetime,
     day: dt.date,
     workspace: Path,
+    amendment: AmendedSpec | None = None,
 ) -> LoopResult:
-    """Run the loop; the outcome's candidate directory is what to commit when ``proposed``."""
+    """Run the loop; the outcome's candidate directory is what to commit when ``proposed``.
+
+    With ``amendment`` the loop implements the amended spec: its base already holds the
+    amended spec file (the model sees the amended spec and may not change it further), and
+    verification asks every test the requirements name to pass and lets only the columns the
+    amendment explicitly changes differ in existing rows.
+    """
     python = spec.implementation.runtime.removeprefix("python")
-    deterministic = (
-        None
-        if plan.dependencies.empty
-        else deterministic_from_dependencies(plan.dependencies, before.pinset, python)
-    )
+    deterministic: DeterministicChange | None
+    if amendment is not None:
+        deterministic = _spec_change(amendment, spec_path)
+    elif plan.dependencies.empty:
+        deterministic = None
+    else:
+        deterministic = deterministic_from_dependencies(plan.dependencies, before.pinset, python)
+    shown_spec = amendment.spec if amendment is not None else spec
     request = PlanRequest(
         product_id=spec.id,
         window=window,
         context=ContextInputs(
-            spec=spec,
+            spec=shown_spec,
             repo=baseline,
             rules=policies.rules if policies else (),
             policy_version=policies.version if policies else None,
@@ -123,8 +143,15 @@ def plan_with_llm(
             findings=tuple(before.findings),
             known_secrets=planning.known_secrets,
             spec_path=spec_path,
+            task=implement_task(amendment.checked, amendment.ask) if amendment else None,
+            also_show=amendment.new_test_files if amendment else (),
         ),
-        guard=GuardContext(spec_path=spec_path, known_secrets=planning.known_secrets, today=day),
+        guard=GuardContext(
+            spec_path=spec_path,
+            known_secrets=planning.known_secrets,
+            today=day,
+            amendment_allowed=amendment is None,
+        ),
         max_rounds=planning.max_rounds,
         candidates=planning.candidates,
         evaluation_id=evaluation_id,
@@ -148,6 +175,8 @@ def plan_with_llm(
             baseline_spec=spec,
             findings_before=before.findings,
             findings_after=after.findings,
+            allowed_data_changes=amendment.checked.data_columns if amendment else (),
+            required_tests=amendment.required_tests if amendment else (),
             results=deps.results,
             window=window,
         )
@@ -173,6 +202,29 @@ def plan_with_llm(
     return LoopResult(outcome, detail if isinstance(detail, Verdict) else None)
 
 
+def _spec_change(amendment: AmendedSpec, spec_path: str) -> DeterministicChange:
+    """The amended spec as the loop's starting point (never proposed without code)."""
+    checked = amendment.checked
+
+    def write(directory: Path) -> list[str]:
+        (directory / spec_path).write_text(amendment.text, encoding="utf-8")
+        return [spec_path]
+
+    return DeterministicChange(
+        summary=f"spec amended ({checked.amendment_id}): {amendment.ask.requirement}",
+        diff=amendment.diff,
+        apply=write,
+        rationale=(
+            Rationale(
+                path=spec_path,
+                why=f"amendment {checked.amendment_id} as the owner asked",
+                cites=[checked.amendment_id, *checked.requirement_ids],
+            ),
+        ),
+        fallback=False,
+    )
+
+
 def usage_of(outcome: LoopOutcome) -> LLMUsage:
     return LLMUsage(
         outcome.calls, outcome.prompt_tokens, outcome.completion_tokens, outcome.cost_usd
@@ -189,6 +241,7 @@ def commit_loop_candidate(
     mirror: Path,
     tip: str,
     day: dt.date,
+    title: str | None = None,
 ) -> Candidate:
     """The loop's chosen directory (edits and amendment already in it) as a commit on ``tip``."""
     assert outcome.candidate is not None
@@ -205,7 +258,7 @@ def commit_loop_candidate(
         if f"=={upgrade.target}" in _text(worktree / upgrade.file)
     )
     changes: tuple[DependencyChange, ...] = dependency_changes(kept)
-    title = "specfleet: " + " ".join(outcome.summary.split())
+    title = title or "specfleet: " + " ".join(outcome.summary.split())
     title = title if len(title) <= 200 else title[:199] + "…"
     why = "\n".join(f"- {r.path}: {r.why} ({', '.join(r.cites)})" for r in outcome.rationale)
     message = f"{title}\n\n{why}\n\nProposal-Key: {key}\n"

@@ -49,14 +49,22 @@ def publish(
     mirror: Path,
     candidate: Candidate,
     description: str,
+    branch: str = EVERGREEN_BRANCH,
+    labels: tuple[str, ...] = LABELS,
 ) -> Publication:
+    """Open or update the merge request from ``branch`` (the evergreen one unless an owner's
+    amendment gets its own), unless the decision says this proposal needs none."""
     project = product.forge_project or product.id
     with session_scope(engine) as session:
-        requests = session.exec(
-            select(MergeRequest)
-            .where(MergeRequest.product_id == product.id, MergeRequest.forge == forge.name)
-            .order_by(col(MergeRequest.id))
-        ).all()
+        requests = [
+            row
+            for row in session.exec(
+                select(MergeRequest)
+                .where(MergeRequest.product_id == product.id, MergeRequest.forge == forge.name)
+                .order_by(col(MergeRequest.id))
+            ).all()
+            if (row.branch or EVERGREEN_BRANCH) == branch
+        ]
         proposals = session.exec(
             select(Proposal).where(Proposal.product_id == product.id).order_by(col(Proposal.id))
         ).all()
@@ -79,7 +87,7 @@ def publish(
     _ensure_proposal(engine, product.id, evaluation_id, candidate, description)
     if isinstance(forge, LocalForge):
         forge.ensure_project(project, mirror)
-    forge.ensure_branch(BranchPush(project, EVERGREEN_BRANCH, candidate.commit, candidate.git_dir))
+    forge.ensure_branch(BranchPush(project, branch, candidate.commit, candidate.git_dir))
     state = forge.ensure_merge_request(
         MergeRequestParams(
             project=project,
@@ -87,15 +95,15 @@ def publish(
             title=candidate.title,
             description=description,
             proposal_key=candidate.key,
-            source_branch=EVERGREEN_BRANCH,
+            source_branch=branch,
             target_branch=product.branch,
             draft=False,  # only verified candidates get here
-            labels=LABELS,
+            labels=labels,
             assignees=owners,
             reviewers=owners,
         )
     )
-    _record(engine, product, candidate, state, description)
+    _record(engine, product, candidate, state, description, branch)
     verb = "opened" if state.created else "updated"
     return Publication(
         "proposed", f"merge request {verb}: {state.url}", state.url, state.ref, state.created
@@ -142,6 +150,7 @@ def _record(
     candidate: Candidate,
     state: MergeRequestState,
     description: str,
+    branch: str,
 ) -> None:
     """Mirror the forge's merge request in the registry (the local forge's row already is it)
     and mark the proposals it replaces."""
@@ -168,11 +177,13 @@ def _record(
         row.labels = list(state.labels)
         row.head_commit = state.head_commit
         row.proposal_key = candidate.key
-        row.branch = EVERGREEN_BRANCH
+        row.branch = branch
         row.target_branch = product.branch
         row.proposal_id = proposal.id if proposal is not None else row.proposal_id
         row.updated_at = utcnow()
         session.add(row)
+        if branch != EVERGREEN_BRANCH:
+            return  # an amendment's merge request stands beside the weekly one
         superseded = session.exec(
             select(Proposal).where(
                 Proposal.product_id == product.id,

@@ -15,6 +15,7 @@ from typing import Any, NoReturn
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlmodel import col, select
 
+from agent.amend import AmendmentAsk, Conflict
 from core.db import AuditEntry, Evaluation, PolicySetRecord, Product, Proposal, session_scope
 from core.db.types import utcnow
 from core.errors import (
@@ -24,12 +25,21 @@ from core.errors import (
     InputError,
     SpecfleetError,
 )
+from core.forges.interface import EVERGREEN_BRANCH
 from core.git import export_tree
 from core.log import get_logger
 from core.metrics import count_evaluation
 from core.windows import week_start
 from policies.check import applicable
 from policies.compliance import record_check
+from worker.pipeline.amend import (
+    AmendedSpec,
+    amendment_branch,
+    amendment_for,
+    amendment_title,
+    draft_spec,
+    record_amendment_outcome,
+)
 from worker.pipeline.apply import build_candidate
 from worker.pipeline.assess import (
     assess_checkout,
@@ -38,7 +48,12 @@ from worker.pipeline.assess import (
     rules_for,
 )
 from worker.pipeline.deps import PipelineDeps
-from worker.pipeline.description import DescriptionFacts, NewRule, render_description
+from worker.pipeline.description import (
+    DescriptionFacts,
+    NewRule,
+    render_description,
+    spec_change_facts,
+)
 from worker.pipeline.fetch import mirror_with, remote_tip
 from worker.pipeline.fingerprint import (
     FingerprintInputs,
@@ -52,13 +67,22 @@ from worker.pipeline.fingerprint import (
 from worker.pipeline.llm_plan import LLMPlanning, commit_loop_candidate, plan_with_llm, usage_of
 from worker.pipeline.load import spec_at
 from worker.pipeline.plan import Plan, make_plan
-from worker.pipeline.publish import publish
+from worker.pipeline.publish import LABELS, publish
 from worker.pipeline.record import StageLog
 from worker.pipeline.verification import baseline_problem, verify_candidate
 
 log = get_logger(__name__)
 
-OUTCOMES = ("no-op", "proposed", "no-change", "unchanged", "suppressed", "needs-human", "failed")
+OUTCOMES = (
+    "no-op",
+    "proposed",
+    "no-change",
+    "unchanged",
+    "suppressed",
+    "needs-human",
+    "conflict",  # an owner's amendment collides with earlier clauses: returned to the owner
+    "failed",
+)
 TERMINAL = "done"
 
 
@@ -120,7 +144,12 @@ class _Finish(Exception):  # control flow only: never escapes this module
 def run_evaluation(evaluation_id: int, deps: PipelineDeps) -> EvaluationResult:
     """Run (or continue, or return) evaluation ``evaluation_id``; see the package docstring."""
     try:
-        return _run(evaluation_id, deps)
+        result = _run(evaluation_id, deps)
+        if result.trigger == "amendment":
+            record_amendment_outcome(
+                deps.engine, evaluation_id, result.outcome, result.reason, result.summary
+            )
+        return result
     except SQLAlchemyError as error:
         # the database went away mid-evaluation: worth a retry, and nothing half-written
         raise DatabaseError(f"database error during evaluation {evaluation_id}: {error}") from error
@@ -153,7 +182,13 @@ def _run(evaluation_id: int, deps: PipelineDeps) -> EvaluationResult:
             }
             previous = started.previous
             decision: NoOpDecision
-            if previous is not None and previous.commit == tip:
+            if evaluation.trigger == "amendment":
+                # an owner's request is new input the fingerprint cannot see: never a no-op,
+                # and its claim must not collide with the weekly evaluation of the same inputs
+                partial["planner"] += f"+amendment-evaluation-{evaluation.id}"
+                inputs = None
+                decision = NoOpDecision(False, "an owner asked for a spec amendment")
+            elif previous is not None and previous.commit == tip:
                 inputs = FingerprintInputs(
                     **partial, facts=facts_digest(previous.pins, deps.index, deps.advisories)
                 )
@@ -251,7 +286,7 @@ def _evaluate(
     _mark_running(deps, started)
     with stages.stage("load-spec") as stage:
         mirror, fetched = mirror_with(deps.mirrors, product.repo_url, tip)
-        spec, _ = spec_at(mirror, tip, product.spec_path)
+        spec, spec_bytes = spec_at(mirror, tip, product.spec_path)
         stage.detail.update({"mirror": "fetched" if fetched else "cached", "spec": spec.id})
     _write_stages(deps, stages)
 
@@ -293,11 +328,25 @@ def _evaluate(
         if plan.dependencies.blocked:
             stage.detail["blocked"] = [f"{b.package}: {b.why}" for b in plan.dependencies.blocked]
     planning = deps.planner if isinstance(deps.planner, LLMPlanning) else None
+    amending = evaluation.trigger == "amendment"
+    if amending and planning is None:
+        raise _Finish(
+            "needs-human",
+            {
+                "reason": "amendments need an LLM endpoint and the workers have none configured "
+                "(SPECFLEET_LLM_BASE_URL)"
+            },
+        )
     if planning is None and plan.empty:
         raise _Finish("no-change", {"reason": plan.reason, "_fingerprint": fingerprint})
     _write_stages(deps, stages)
     from worker.report import render_verdict  # DuckDB and friends: only when verifying
 
+    amended: AmendedSpec | None = None
+    if amending:
+        assert planning is not None
+        amended = _draft_stage(planning, deps, started, stages, spec, spec_bytes, facts)
+        plan = replace(plan, dependencies=replace(plan.dependencies, upgrades=()))
     if planning is not None:
         candidate, verdict, plan = _agent_stages(
             planning,
@@ -315,6 +364,7 @@ def _evaluate(
             now,
             scratch,
             fingerprint,
+            amended,
         )
         report = render_verdict(verdict)
     else:
@@ -380,9 +430,15 @@ def _evaluate(
         )
 
     with stages.stage("publish") as stage:
-        description = render_description(
-            _description_facts(deps, started, spec, tip, candidate, plan, policies, report, verdict)
+        description_facts = _description_facts(
+            deps, started, spec, tip, candidate, plan, policies, report, verdict
         )
+        if amended is not None:
+            description_facts = replace(
+                description_facts, spec_change=spec_change_facts(amended, verdict)
+            )
+        description = render_description(description_facts)
+        request = amendment_for(deps.engine, evaluation.id or 0) if amended else None
         publication = publish(
             engine=deps.engine,
             forge=deps.forge_for(product),
@@ -392,6 +448,8 @@ def _evaluate(
             mirror=mirror,
             candidate=candidate,
             description=description,
+            branch=amendment_branch(request.id or 0) if request else EVERGREEN_BRANCH,
+            labels=("specfleet", "amendment") if request else LABELS,
         )
         stage.outcome = publication.outcome
         stage.detail.update({"reason": publication.reason, "url": publication.url})
@@ -401,8 +459,75 @@ def _evaluate(
             "reason": publication.reason,
             "merge_request": publication.url,
             "_fingerprint": fingerprint,
+            **({"amendment_id": amended.checked.amendment_id} if amended else {}),
         },
     )
+
+
+def _draft_stage(
+    planning: LLMPlanning,
+    deps: PipelineDeps,
+    started: _Started,
+    stages: StageLog,
+    spec: Any,
+    spec_bytes: bytes,
+    facts: dict[str, Any],
+) -> AmendedSpec:
+    """Draft the owner's amendment into the spec; ends the evaluation on a conflict."""
+    evaluation, product = started.evaluation, started.product
+    request = amendment_for(deps.engine, evaluation.id or 0)
+    if request is None:
+        raise _Finish("failed", {}, "no amendment request is recorded for this evaluation")
+    ask = AmendmentAsk(request.requirement, request.why)
+    facts["amendment_request"] = request.id
+    with stages.stage("draft-spec") as stage:
+        drafted = draft_spec(
+            planning,
+            spec,
+            spec_bytes.decode("utf-8"),
+            product.spec_path,
+            ask,
+            request.requested_by,
+            window=evaluation.window,
+            evaluation_id=evaluation.id or 0,
+            today=deps.clock().date(),
+        )
+        usage = {"calls": drafted.calls, "tokens": drafted.tokens, "cost_usd": drafted.cost_usd}
+        answer = drafted.answer
+        if isinstance(answer, Conflict):
+            stage.outcome = "conflict"
+            stage.detail["clauses"] = list(answer.clauses)
+            raise _Finish(
+                "conflict",
+                {
+                    "reason": answer.render(),
+                    "conflict": {
+                        "clauses": list(answer.clauses),
+                        "explanation": answer.explanation,
+                    },
+                    "llm": usage,
+                },
+            )
+        if answer is None:
+            stage.outcome = "no-draft"
+            raise _Finish(
+                "needs-human",
+                {"reason": drafted.problem or "no usable spec draft", "llm": usage},
+            )
+        checked = answer.checked
+        stage.outcome = "drafted"
+        stage.detail.update(
+            {
+                "amendment": checked.amendment_id,
+                "requirements": list(checked.requirement_ids),
+                "columns": [
+                    f"{o}.{c}" for o, c in (*checked.new_columns, *checked.changed_columns)
+                ],
+                "changes_earlier_clauses": checked.changes_earlier_clauses,
+            }
+        )
+    _write_stages(deps, stages)
+    return answer
 
 
 def _agent_stages(
@@ -421,6 +546,7 @@ def _agent_stages(
     now: Any,
     scratch: Path,
     fingerprint: str,
+    amended: AmendedSpec | None = None,
 ) -> tuple[Any, Any, Plan]:
     """Plan, apply and verify with the LLM loop; ends the evaluation unless it proposes."""
     from worker.report import render_verdict
@@ -445,6 +571,7 @@ def _agent_stages(
             now=now,
             day=day,
             workspace=scratch / "agent",
+            amendment=amended,
         )
         loop = result.outcome
         stage.outcome = loop.outcome
@@ -491,6 +618,7 @@ def _agent_stages(
             mirror=mirror,
             tip=tip,
             day=day,
+            title=amendment_title(amended) if amended else None,
         )
         stage.detail.update({"commit": candidate.commit, "key": candidate.key})
     _write_stages(deps, stages)

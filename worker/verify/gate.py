@@ -20,7 +20,7 @@ from pathlib import Path
 
 from core.spec.model import FailureMode, Spec
 from core.windows import iso_week
-from policies.findings import Finding
+from policies.findings import Finding, unmatched
 from worker.verify.contract import (
     check_against_baseline,
     check_against_spec,
@@ -55,17 +55,18 @@ class Verdict:
     findings_after: tuple[Finding, ...] = ()
     claimed_resolved: tuple[str, ...] = ()  # rule ids the candidate says it fixes
     allowed_data_changes: tuple[str, ...] = ()  # columns an amendment may change
+    # tests that must have run and passed on the candidate (an amendment: every test its
+    # spec's requirements name, the new requirement's and all the earlier ones)
+    required_tests: tuple[str, ...] = ()
     checked_at: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
 
     @property
     def resolved(self) -> tuple[Finding, ...]:
-        after = {finding.key() for finding in self.findings_after}
-        return tuple(f for f in self.findings_before if f.key() not in after and f.status == "fail")
+        return unmatched(self.findings_before, self.findings_after)
 
     @property
     def introduced(self) -> tuple[Finding, ...]:
-        before = {finding.key() for finding in self.findings_before}
-        return tuple(f for f in self.findings_after if f.key() not in before and f.status == "fail")
+        return unmatched(self.findings_after, self.findings_before)
 
     @property
     def reasons(self) -> list[str]:
@@ -78,6 +79,13 @@ class Verdict:
             reasons.append("the candidate's build failed")
         if not candidate.tests_passed:
             reasons.append("the candidate's tests failed")
+        unproven = [
+            test for test in self.required_tests if test_outcome(candidate, test) != "passed"
+        ]
+        if unproven:
+            shown = ", ".join(f"{t} ({test_outcome(candidate, t)})" for t in unproven[:5])
+            more = f" and {len(unproven) - 5} more" if len(unproven) > 5 else ""
+            reasons.append(f"tests the requirements name did not pass: {shown}{more}")
         if not contract_ok(self.contract):
             reasons.append("an output breaks its contract")
         if not all(data_ok(diff, self.allowed_data_changes) for diff in self.data):
@@ -123,6 +131,7 @@ def verify(
     findings_after: Sequence[Finding] = (),
     claimed_resolved: Sequence[str] = (),
     allowed_data_changes: Sequence[str] = (),
+    required_tests: Sequence[str] = (),
     results: SideResultCache | None = None,
     window: str | None = None,
     parallel: bool = True,
@@ -208,7 +217,27 @@ def verify(
         tuple(findings_after),
         tuple(claimed_resolved),
         tuple(allowed_data_changes),
+        tuple(required_tests),
     )
+
+
+def test_outcome(side: SideResult, test: str) -> str:
+    """What the side's JUnit report says of ``test`` (``path::name``): passed, failed,
+    skipped, error, "not run" or "no test report". Parametrised cases count together."""
+    run = side.tests
+    if run is None or run.junit is None:
+        return "no test report"
+    outcomes = {
+        case.outcome
+        for case in run.junit.cases
+        if case.name == test or case.name.startswith(test + "[")
+    }
+    if not outcomes:
+        return "not run"
+    for worst in ("error", "failed", "skipped"):
+        if worst in outcomes:
+            return worst
+    return "passed"
 
 
 def _stage_fixtures(spec: Spec, repo: Path, destination: Path) -> Path:
