@@ -181,12 +181,6 @@ def test_pool_process_killed_mid_evaluation_is_requeued_at_once(
     assert count == 1
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="known bug outside the worker: core.health.releases.RedisFactsCache lets a Redis "
-    "ConnectionError escape while Redis restarts, and the pipeline records it as 'failed: "
-    "internal error in stage assess' instead of raising a transient error to retry",
-)
 def test_redis_restart_mid_window_loses_and_repeats_nothing(
     fleet: Settings, redis_server: PrivateRedis, tmp_path: Path
 ) -> None:
