@@ -4,6 +4,8 @@ the baseline and the candidate, with the candidate re-assessed for the re-scan."
 from __future__ import annotations
 
 import datetime as dt
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 
 from core.spec import Spec, load_spec
@@ -28,8 +30,37 @@ def verify_candidate(
     window: str,
 ) -> tuple[Verdict, Assessment]:
     candidate_spec = load_spec(candidate.worktree / spec_path)
-    after = assess_checkout(candidate.worktree, candidate_spec, spec_path, deps, policies, now)
-    verdict = verify(
+    # The re-scan (semgrep, dependency health) only reads the candidate, and the gate spends
+    # most of its time waiting on sandboxed subprocesses: run them side by side.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        rescan = pool.submit(
+            assess_checkout, candidate.worktree, candidate_spec, spec_path, deps, policies, now
+        )
+        verdict = _gate(
+            deps,
+            spec,
+            baseline,
+            baseline_commit,
+            baseline_assessment,
+            candidate,
+            candidate_spec,
+            window,
+        )
+        after = rescan.result()
+    return replace(verdict, findings_after=tuple(after.findings)), after
+
+
+def _gate(
+    deps: PipelineDeps,
+    spec: Spec,
+    baseline: Path,
+    baseline_commit: str,
+    baseline_assessment: Assessment,
+    candidate: Candidate,
+    candidate_spec: Spec,
+    window: str,
+) -> Verdict:
+    return verify(
         candidate_spec,
         baseline,
         candidate.worktree,
@@ -38,12 +69,10 @@ def verify_candidate(
         candidate_commit=candidate.commit,
         baseline_spec=spec,
         findings_before=baseline_assessment.findings,
-        findings_after=after.findings,
         claimed_resolved=candidate.claimed_rules,
         results=deps.results,
         window=window,
     )
-    return verdict, after
 
 
 def baseline_problem(verdict: Verdict) -> str | None:

@@ -348,23 +348,29 @@ def _run_side(
     )
     schemas = {output.name: read_output_schema(outputs, output) for output in spec.outputs}
     unexpected = tuple(unexpected_outputs(outputs, spec)) if build.ok else ()
-    tests = None
-    if spec.implementation.test:
-        junit = scratch / "junit.xml"
-        tests = run_sandboxed(
-            _with_junit(spec.implementation.test, junit),
-            worktree,
-            environment,
-            writable=(scratch,),
-            junit_xml=junit,
-            **limits,  # type: ignore[arg-type]
+    # The tests and the provoked failure modes are independent sandboxed runs (each mode
+    # builds into its own directory), so they overlap instead of queueing behind each other.
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        modes_future = pool.submit(
+            lambda: tuple(
+                _failure_mode(
+                    mode, spec, worktree, environment, fixtures, scratch / f"mode-{index}", limits
+                )
+                for index, mode in enumerate(spec.failure_modes if provoke else ())
+            )
         )
-    modes = tuple(
-        _failure_mode(
-            mode, spec, worktree, environment, fixtures, scratch / f"mode-{index}", limits
-        )
-        for index, mode in enumerate(spec.failure_modes if provoke else ())
-    )
+        tests = None
+        if spec.implementation.test:
+            junit = scratch / "junit.xml"
+            tests = run_sandboxed(
+                _with_junit(spec.implementation.test, junit),
+                worktree,
+                environment,
+                writable=(scratch,),
+                junit_xml=junit,
+                **limits,  # type: ignore[arg-type]
+            )
+        modes = modes_future.result()
     return SideResult(label, commit, environment, build, tests, schemas, unexpected, modes)
 
 
