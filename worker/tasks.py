@@ -265,8 +265,15 @@ def send_evaluations(app: Celery, ids: Sequence[int]) -> None:
     with app.producer_or_acquire() as producer:
         batch = getattr(producer, "batch", None)  # kombu >= 5.7
         with batch(max_size=PUBLISH_BATCH) if batch is not None else nullcontext():
-            for evaluation_id in ids:
-                task.apply_async((int(evaluation_id),), producer=producer)
+            for index, evaluation_id in enumerate(ids):
+                number = int(evaluation_id)
+                # The first message declares the queue; declaring it again for each of
+                # 10,000 messages was a fifth of the fan-out. argsrepr is what Celery would
+                # compute with saferepr, written directly (documented apply_async options).
+                extra: dict[str, Any] = {"declare": []} if index else {}
+                task.apply_async(
+                    (number,), producer=producer, argsrepr=f"({number},)", kwargsrepr="{}", **extra
+                )
 
 
 def paused_answer(pause: Pause, **facts: Any) -> dict[str, Any]:
