@@ -143,6 +143,35 @@ def request_evaluation(context: WebContext, identity: Identity, product_id: str)
     return evaluation_id
 
 
+NO_LLM = (
+    "amendments are drafted by an LLM and no endpoint is configured (SPECFLEET_LLM_BASE_URL); "
+    "nothing was recorded"
+)
+
+
+def request_amendment(
+    context: WebContext, identity: Identity, product_id: str, requirement: str, why: str | None
+) -> int:
+    """Record an owner's amendment request and queue its evaluation; returns the request id.
+
+    Like a manual evaluation it waits in the table; the scheduler sends queued evaluations
+    to the workers. Refused, with nothing recorded, when no LLM endpoint is configured.
+    """
+    from agent.amend import AmendmentAsk
+    from worker.pipeline.amend import request_amendment as record
+
+    with Session(context.engine) as session:
+        product = session.get(Product, product_id)
+    if product is None or not product.active:
+        raise ProductNotFound(f"no product {product_id!r} is registered")
+    require(identity, "amendment.request", product.owners, what=f"product {product_id}")
+    ask = AmendmentAsk(requirement, why or None)
+    if not context.settings.llm_base_url:
+        raise InputError(NO_LLM)
+    queued = record(context.engine, product_id, ask, actor(identity), iso_week(dt.date.today()))
+    return queued.request_id
+
+
 def _queue(context: WebContext, product_id: str, window: str) -> int:
     try:
         from worker.pipeline import queue_evaluation

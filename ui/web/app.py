@@ -84,7 +84,7 @@ def create_app(settings: Settings) -> FastAPI:
     # a route, not a mount: a mount would redirect /metrics to /metrics/
     app.add_route(
         "/metrics",
-        metrics_asgi_app(
+        metrics_asgi_app(  # type: ignore[arg-type]  # an ASGI app: Starlette routes accept it
             engine, redis_queue_depth(settings.redis_url) if settings.redis_url else None
         ),
         include_in_schema=False,

@@ -16,6 +16,7 @@ from sqlalchemy import select as sa_select  # sqlmodel's select stops at four co
 from sqlmodel import Session, col, select
 
 from core.db import (
+    AmendmentRequest,
     AuditEntry,
     ComplianceRecord,
     Evaluation,
@@ -312,6 +313,7 @@ class ProductDetail:
     history: list[AuditEntry]
     compliance: dict[str, str]  # rule -> latest status
     policy_version: int | None
+    amendments: list[AmendmentRequest] = field(default_factory=list)  # newest first
 
 
 class SpecCache:
@@ -387,6 +389,14 @@ def product_detail(
         version = latest_policy_version(session)
         rule_ids = _rule_ids(session, version)
         statuses = latest_statuses(session, rule_ids, [product_id])
+        amendments = list(
+            session.exec(
+                select(AmendmentRequest)
+                .where(AmendmentRequest.product_id == product_id)
+                .order_by(col(AmendmentRequest.id).desc())
+                .limit(50)
+            )
+        )
     return ProductDetail(
         product,
         specs.get(mirrors, product),
@@ -395,6 +405,7 @@ def product_detail(
         history,
         {rule: statuses.get((product_id, rule), "unknown") for rule in rule_ids},
         version,
+        amendments,
     )
 
 

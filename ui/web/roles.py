@@ -18,6 +18,7 @@ Action = Literal[
     "policy.publish",
     "mr.act",
     "evaluation.request",
+    "amendment.request",
 ]
 
 
@@ -26,7 +27,8 @@ def allowed(identity: Identity, action: Action, owners: Sequence[str] = ()) -> b
         return identity.role == "platform"
     if action == "policy.publish":
         return identity.role == "architect"
-    if action == "mr.act":
+    if action in ("mr.act", "amendment.request"):
+        # a spec amendment changes what the product promises: its owners ask for it
         return identity.role == "owner" and identity.owns(tuple(owners))
     if action == "evaluation.request":
         return identity.role == "platform" or (
@@ -40,7 +42,7 @@ def require(identity: Identity, action: Action, owners: Sequence[str] = (), what
     if allowed(identity, action, owners):
         return
     subject = f" {what}" if what else ""
-    if action in ("mr.act", "evaluation.request") and identity.role == "owner":
+    if action in ("mr.act", "evaluation.request", "amendment.request") and identity.role == "owner":
         message = (
             f"{identity.name} does not own{subject}; only its owners "
             f"({', '.join(owners) or 'none listed'}) may do this"
@@ -52,6 +54,7 @@ def require(identity: Identity, action: Action, owners: Sequence[str] = (), what
             "policy.publish": "architect",
             "mr.act": "owner (of the product)",
             "evaluation.request": "platform or owner (of the product)",
+            "amendment.request": "owner (of the product)",
         }[action]
         message = f"this needs the {needed} role; {identity.name} is {identity.role}"
     raise PermissionDenied(message)

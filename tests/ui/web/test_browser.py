@@ -67,6 +67,8 @@ def console(specfleet_home: Path, tmp_path: Path) -> Iterator[Console]:
         **os.environ,
         "SPECFLEET_HOME": str(specfleet_home),
         "SPECFLEET_DATABASE_URL": database_url,
+        # an endpoint, so owners get the amendment form (the console never calls it)
+        "SPECFLEET_LLM_BASE_URL": "http://127.0.0.1:9/v1",
     }
     server = subprocess.Popen(
         [SPECFLEET, "web", "--host", "127.0.0.1", "--port", str(port)],
@@ -198,3 +200,36 @@ def test_platform_registers_with_the_spec_checked_live(
     expect(page.get_by_role("status")).to_have_text("Done: added.")
     expect(page.get_by_role("heading", name="Purpose")).to_be_visible()
     page.close()
+
+
+def test_owner_asks_for_an_amendment_and_another_owner_cannot(
+    browser: Browser, console: Console
+) -> None:
+    """The owner's request is listed as queued; another product's owner has no form and a
+    forged post from their session is a 403 that records nothing."""
+    page = browser.new_page()
+    sign_in(page, console, "/products/product-a", "olivia")
+    form = page.locator("#amend-form")
+    form.get_by_label("What do you need?").fill("I want to see the number of lines in each order.")
+    form.get_by_label("Why?").fill("Picking is planned per line.")
+    form.get_by_role("button", name="Ask for amendment").click()
+    row = page.locator("#amendment-requests tbody tr").first
+    expect(row).to_contain_text("I want to see the number of lines in each order.")
+    expect(row).to_contain_text("queued")
+    expect(row).to_contain_text("olivia")
+    page.close()
+
+    context = browser.new_context()
+    other = context.new_page()
+    sign_in(other, console, "/products/product-a", "bruno")
+    expect(other.locator("#amend-form")).to_have_count(0)
+    csrf = other.locator("input[name=csrf_token]").first.get_attribute("value")
+    response = context.request.post(
+        f"{console.url}/products/product-a/amendments",
+        form={"csrf_token": csrf or "", "requirement": "Drop order_amount."},
+    )
+    assert response.status == 403
+    assert "bruno does not own product product-a" in response.text()
+    other.reload()
+    expect(other.locator("#amendment-requests tbody tr")).to_have_count(1)
+    context.close()

@@ -10,10 +10,12 @@ from starlette.datastructures import FormData, UploadFile
 from core.errors import ImportFileError, SpecfleetError, SpecInvalid
 from core.registry import Registration, SpecReader
 from ui.web.actions import (
+    NO_LLM,
     import_products,
     make_registration,
     register_product,
     remove_product,
+    request_amendment,
     request_evaluation,
 )
 from ui.web.deps import SignedIn, form_identity, web
@@ -37,6 +39,26 @@ def product_page(request: Request, identity: SignedIn, product_id: str) -> Respo
         spec=detail.spec.spec,
         can_evaluate=allowed(identity, "evaluation.request", detail.product.owners),
         can_remove=allowed(identity, "product.remove"),
+        can_amend=allowed(identity, "amendment.request", detail.product.owners),
+        llm_configured=bool(context.settings.llm_base_url),
+        no_llm=NO_LLM,
+    )
+
+
+@router.post("/products/{product_id}/amendments")
+async def amend(request: Request, product_id: str) -> Response:
+    identity, form = await form_identity(request)
+    requirement = form.get("requirement")
+    why = form.get("why")
+    request_id = request_amendment(
+        web(request),
+        identity,
+        product_id,
+        requirement if isinstance(requirement, str) else "",
+        why if isinstance(why, str) else None,
+    )
+    return RedirectResponse(
+        f"/products/{product_id}?done=amendment-{request_id}#amendments", status_code=303
     )
 
 
