@@ -250,11 +250,6 @@ def known_clauses(spec: Spec) -> dict[str, str]:
     return clauses
 
 
-def next_amendment_id(spec: Spec) -> str:
-    numbers = [int(m.group(1)) for a in spec.amendments if (m := re.fullmatch(r"A(\d+)", a.id))]
-    return f"A{max(numbers, default=0) + 1}"
-
-
 def check_draft(spec: Spec, ask: AmendmentAsk, draft: SpecDraft) -> Conflict | CheckedDraft:
     """Judge a draft; raises :class:`DraftInvalid` when it is unusable (not a conflict)."""
     clauses = known_clauses(spec)
@@ -342,7 +337,7 @@ def check_draft(spec: Spec, ask: AmendmentAsk, draft: SpecDraft) -> Conflict | C
         )
     return CheckedDraft(
         draft,
-        next_amendment_id(spec),
+        spec.next_amendment_id(),
         tuple(new_requirements),
         tuple(changed_requirements),
         tuple(new_columns),

@@ -259,10 +259,8 @@ def spec_problem(old: str, new: str) -> str | None:
 def append_amendment(spec_text: str, draft: AmendmentDraft, today: dt.date) -> str:
     """The spec text with the draft appended as the next amendment (A<n+1>), formatting kept."""
     checked = check_spec_bytes(spec_text.encode(), SPEC_PATH)
-    existing = checked.spec.amendments if checked.spec is not None else []
-    numbers = [int(m.group(1)) for a in existing if (m := re.fullmatch(r"A(\d+)", a.id))]
     entry = {
-        "id": f"A{max(numbers, default=0) + 1}",
+        "id": checked.spec.next_amendment_id() if checked.spec is not None else "A1",
         "date": today.isoformat(),
         "requirement": draft.requirement,
         "change": draft.change,

@@ -311,15 +311,14 @@ def run_loop(
         if green:
             best = min(green, key=lambda c: (c.check.score, c.order))
             return _proposed(request, baseline, best, tally, rounds, deterministic)
-        refused = min(checked, key=lambda c: (c.check.score, c.order), default=None)
-        if refused is not None and (closest is None or refused.check.score <= closest.check.score):
-            closest = refused
+        failing = sorted(checked, key=lambda c: (c.check.score, c.order))
+        if failing and (closest is None or failing[0].check.score <= closest.check.score):
+            closest = failing[0]
         if stop:
             break
         if not feedback:
             break
         # Repair from the best failing candidate (by the verifier's score), else the first answer.
-        failing = sorted(checked, key=lambda c: (c.check.score, c.order))
         chosen = next(
             (item for item in feedback if failing and item[0] == failing[0].raw), feedback[0]
         )

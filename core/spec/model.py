@@ -295,3 +295,8 @@ class Spec(SpecModel):
 
     def output(self, name: str) -> Output:
         return next(output for output in self.outputs if output.name == name)
+
+    def next_amendment_id(self) -> str:
+        """The id the next amendment gets: A<highest numbered one + 1> (A1 for the first)."""
+        numbers = [int(m.group(1)) for a in self.amendments if (m := re.fullmatch(r"A(\d+)", a.id))]
+        return f"A{max(numbers, default=0) + 1}"

@@ -132,18 +132,13 @@ def amend_list(product: Annotated[str, typer.Argument(help="Product id.")]) -> N
 
 
 def _enqueue(evaluation_id: int, request_id: int, product: str) -> None:
-    try:
-        from worker.tasks import evaluate as evaluate_task
+    from ui.cli.evaluate import dispatch
 
-        task = evaluate_task.delay(evaluation_id)
-    except Exception as error:  # the broker's own errors (kombu) name what is unreachable
-        fail(
-            f"amendment request {request_id} is recorded (evaluation {evaluation_id}), but the "
-            f"broker refused it: {error}",
-            EXIT_USAGE,
-        )
+    recorded = f"amendment request {request_id} is recorded (evaluation {evaluation_id})"
+    task_id = dispatch(evaluation_id, recorded)
+    sent = f"task {task_id}" if task_id else "waiting for a worker"
     console.print(
         f"amendment request {request_id} of {escape(product)} is queued "
-        f"(evaluation {evaluation_id}, task {task.id}); follow it with "
+        f"(evaluation {evaluation_id}, {sent}); follow it with "
         f"`specfleet amendments {escape(product)}`"
     )

@@ -87,10 +87,22 @@ def evaluate(
     raise typer.Exit(EXIT_OK)
 
 
-def _enqueue(evaluation_id: int, product: str, window: str) -> None:
+def dispatch(evaluation_id: int, queued: str) -> str | None:
+    """Send a queued evaluation to the workers; the task id, or None when this installation
+    has no Celery tasks. ``queued`` says what was recorded, for the broker-refused message."""
     try:
         from worker.tasks import evaluate as evaluate_task
     except ImportError:
+        return None
+    try:
+        return str(evaluate_task.delay(evaluation_id).id)
+    except Exception as error:  # the broker's own errors (kombu) name what is unreachable
+        fail(f"{queued}, but the broker refused it: {error}")
+
+
+def _enqueue(evaluation_id: int, product: str, window: str) -> None:
+    task_id = dispatch(evaluation_id, f"evaluation {evaluation_id} is queued")
+    if task_id is None:
         console.print(
             f"evaluation {evaluation_id} of {escape(product)} ({window}) is queued in the "
             "database, but this installation has no Celery tasks (worker/tasks.py) to notify a "
@@ -98,12 +110,8 @@ def _enqueue(evaluation_id: int, product: str, window: str) -> None:
             f"{escape(product)} --now`"
         )
         return
-    try:
-        task = evaluate_task.delay(evaluation_id)
-    except Exception as error:  # the broker's own errors (kombu) name what is unreachable
-        fail(f"evaluation {evaluation_id} is queued, but the broker refused it: {error}")
     console.print(
-        f"queued evaluation {evaluation_id} of {escape(product)} ({window}); task {task.id}"
+        f"queued evaluation {evaluation_id} of {escape(product)} ({window}); task {task_id}"
     )
 
 

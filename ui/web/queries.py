@@ -358,6 +358,9 @@ def _read_spec(mirrors: MirrorCache, product: Product) -> SpecView:
 def product_detail(
     engine: Engine, mirrors: MirrorCache, specs: SpecCache, product_id: str
 ) -> ProductDetail:
+    # imported here: the worker package pulls in the pipeline, which the other pages never need
+    from worker.pipeline.amend import amendment_requests
+
     with Session(engine) as session:
         product = session.get(Product, product_id)
         if product is None:
@@ -389,14 +392,6 @@ def product_detail(
         version = latest_policy_version(session)
         rule_ids = _rule_ids(session, version)
         statuses = latest_statuses(session, rule_ids, [product_id])
-        amendments = list(
-            session.exec(
-                select(AmendmentRequest)
-                .where(AmendmentRequest.product_id == product_id)
-                .order_by(col(AmendmentRequest.id).desc())
-                .limit(50)
-            )
-        )
     return ProductDetail(
         product,
         specs.get(mirrors, product),
@@ -405,7 +400,7 @@ def product_detail(
         history,
         {rule: statuses.get((product_id, rule), "unknown") for rule in rule_ids},
         version,
-        amendments,
+        amendment_requests(engine, product_id),
     )
 
 

@@ -41,7 +41,6 @@ from core.spec import Spec
 from core.spec.loader import check_spec_bytes
 
 BRANCH_PREFIX = "specfleet/amend-"
-REQUEST_STATES = ("queued", "running", "conflict", "proposed", "needs-human", "failed")
 
 
 @dataclass(frozen=True)
@@ -126,12 +125,8 @@ def record_amendment_outcome(
     engine: Engine, evaluation_id: int, outcome: str, reason: str, summary: dict[str, Any]
 ) -> None:
     """Where the request behind ``evaluation_id`` got to (no-op for other evaluations)."""
-    state = {
-        "proposed": "proposed",
-        "unchanged": "proposed",
-        "conflict": "conflict",
-        "needs-human": "needs-human",
-    }.get(outcome, "failed" if outcome == "failed" else outcome[:16])
+    # "unchanged": the merge request carrying this very proposal is already open
+    state = "proposed" if outcome == "unchanged" else outcome
     with session_scope(engine) as session:
         row = session.exec(
             select(AmendmentRequest).where(AmendmentRequest.evaluation_id == evaluation_id)

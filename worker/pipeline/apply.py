@@ -34,7 +34,6 @@ from core.spec import Spec, check_spec_bytes
 from worker.pipeline.assess import Assessment
 from worker.pipeline.plan import Plan
 
-AMENDMENT_ID = re.compile(r"^A(\d+)$")
 TOP_LEVEL_KEY = re.compile(r"^[^\s#]")
 AMENDMENTS_KEY = re.compile(r"^amendments:[ \t]*(#.*)?$", re.MULTILINE)
 MAX_WHY = 1200
@@ -79,11 +78,6 @@ def dependency_changes(upgrades: tuple[Upgrade, ...]) -> tuple[DependencyChange,
     )
 
 
-def next_amendment_id(spec: Spec) -> str:
-    numbers = [int(m.group(1)) for a in spec.amendments if (m := AMENDMENT_ID.match(a.id))]
-    return f"A{max(numbers, default=0) + 1}"
-
-
 def amendment_item(
     spec: Spec, changes: tuple[DependencyChange, ...], policy_version: int | None, day: dt.date
 ) -> dict[str, Any]:
@@ -95,7 +89,7 @@ def amendment_item(
     if len(reasons) > MAX_WHY:
         reasons = reasons[: MAX_WHY - 1] + "…"
     return {
-        "id": next_amendment_id(spec),
+        "id": spec.next_amendment_id(),
         "date": day,
         "requirement": (
             f"Keep {spec.name} free of known vulnerabilities and within the organisation's "

@@ -44,7 +44,6 @@ from worker.pipeline.apply import (
     _git,
     candidate_repository,
     dependency_changes,
-    next_amendment_id,
     proposal_key,
 )
 from worker.pipeline.assess import Assessment, assess_checkout
@@ -265,7 +264,7 @@ def commit_loop_candidate(
     commit = _git(env, "commit-tree", tree, "-p", tip, input_text=message)
     _git(env, "update-ref", f"refs/heads/proposal-{key[:12]}", commit)
     added = [a for a in spec_now.amendments if a.id not in {old.id for old in spec.amendments}]
-    amendment_id = added[-1].id if added else next_amendment_id(spec)
+    amendment_id = added[-1].id if added else spec.next_amendment_id()
     amendment_text = (
         (
             f"- id: {added[-1].id}\n  requirement: {added[-1].requirement}\n"
