@@ -1,57 +1,84 @@
-"""The ``specfleet`` command line (Typer + Rich); every command's exit codes are in common.py."""
+"""The ``specfleet`` command line (Typer + Rich); every command's exit codes are in common.py.
+
+Start-up is lazy: ``main`` builds an app holding only the command the user named (the table in
+:mod:`ui.cli.commands`), and the root help is printed from that table without importing any
+command. ``ui.cli.app`` (every command, for tests and the demo) is built on first access.
+"""
 
 from __future__ import annotations
 
-import typer
+import importlib
+import os
+import sys
+from typing import TYPE_CHECKING, Any
 
-from ui.cli import (
-    advisories,
-    agent,
-    amend,
-    db,
-    demo,
-    evaluate,
-    examples,
-    fleet,
-    fleet_control,
-    health,
-    mr,
-    policy,
-    product,
-    spec,
-    verify,
-    web,
-)
+from ui.cli.commands import COMMANDS, HELP, Command, find
 
-app = typer.Typer(
-    name="specfleet",
-    help="Keep data products evergreen: specs, policies, verified weekly merge requests.",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    add_completion=False,
-)
-app.add_typer(spec.app, name="spec")
-app.add_typer(product.app, name="product")
-app.add_typer(db.app, name="db")
-app.add_typer(examples.app, name="examples")
-app.add_typer(advisories.app, name="advisories")
-app.add_typer(policy.app, name="policy")
-app.add_typer(mr.app, name="mr")
-app.add_typer(agent.app, name="agent")
-app.add_typer(web.app, name="user")
-app.add_typer(fleet_control.app, name="fleet")
-app.command("health")(health.health)
-app.command("remediate")(health.remediate)
-app.command("verify")(verify.verify)
-app.command("evaluate")(evaluate.evaluate)
-app.command("amend")(amend.amend)
-app.command("amendments")(amend.amend_list)
-app.command("worker")(fleet.worker)
-app.command("scheduler")(fleet.scheduler)
-app.command("run-window")(fleet.run_window)
-app.command("web")(web.web)
-app.command("demo")(demo.demo)
+if TYPE_CHECKING:
+    import typer
+
+ROOT_HELP_FLAGS = ("--help", "-h")
+
+
+def build_app(commands: tuple[Command, ...] = COMMANDS) -> typer.Typer:
+    """A Typer app with ``commands`` registered, importing only their modules."""
+    import typer
+
+    app = typer.Typer(
+        name="specfleet",
+        help=HELP,
+        no_args_is_help=True,
+        pretty_exceptions_enable=False,
+        add_completion=False,
+    )
+
+    @app.callback()
+    def _root() -> None:  # keeps `specfleet NAME ...` a group even with one command registered
+        pass
+
+    _root.__doc__ = HELP
+    for command in commands:
+        target = getattr(importlib.import_module(f"ui.cli.{command.module}"), command.attribute)
+        if command.group:
+            app.add_typer(target, name=command.name)
+        else:
+            app.command(command.name)(target)
+    return app
+
+
+def root_help() -> str:
+    """The root help page, drawn from the command table (no command module imported)."""
+    width = max(len(command.name) for command in COMMANDS)
+    lines = [
+        "Usage: specfleet [OPTIONS] COMMAND [ARGS]...",
+        "",
+        f"  {HELP}",
+        "",
+        "Options:",
+        "  --help  Show this message and exit.",
+        "",
+        "Commands:",
+    ]
+    lines += [f"  {command.name.ljust(width)}  {command.summary}" for command in COMMANDS]
+    lines += ["", "Run `specfleet COMMAND --help` for a command's options and exit codes."]
+    return "\n".join(lines)
 
 
 def main() -> None:
-    app()
+    arguments = sys.argv[1:]
+    if not arguments or arguments[0] in ROOT_HELP_FLAGS:
+        try:
+            print(root_help(), flush=True)
+        except BrokenPipeError:  # `specfleet --help | head`: the reader left, which is fine
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return
+    command = find(arguments[0])
+    build_app((command,) if command else COMMANDS)()
+
+
+def __getattr__(name: str) -> Any:
+    if name == "app":
+        app = build_app()
+        globals()["app"] = app
+        return app
+    raise AttributeError(name)
