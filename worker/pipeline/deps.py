@@ -1,6 +1,6 @@
 """What the pipeline needs from the outside world, passed in as one value.
 
-Entry points build it (``worker.pipeline.wiring.pipeline_deps`` from settings; tests build
+Entry points build it (``worker.wiring.pipeline_deps`` from settings; tests build
 their own), so no stage decides which backend runs (DESIGN.md section 9.5).
 """
 
