@@ -12,9 +12,9 @@ Everything else is an outcome the pipeline records on the row.
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 import random
+import time
 from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from functools import partial
@@ -22,12 +22,12 @@ from typing import Any
 
 import structlog
 from celery import Celery, Task, shared_task, signals
-from celery.exceptions import SoftTimeLimitExceeded
+from celery.exceptions import Reject, SoftTimeLimitExceeded
 from kombu.exceptions import OperationalError as BrokerOperationalError
 from sqlalchemy import Engine
-from sqlalchemy.exc import OperationalError as SQLOperationalError
+from sqlalchemy.exc import SQLAlchemyError
 
-from core.db import Evaluation, ensure_schema, make_engine, session_scope
+from core.db import ensure_schema, ledger, make_engine
 from core.db.types import utcnow
 from core.errors import DatabaseError, ForgeTransientError
 from core.log import configure_logging, configure_service_logging, get_logger
@@ -38,20 +38,15 @@ from scheduler.beat import window_lock
 from scheduler.due import Schedule
 from scheduler.pause import Pause, fleet_paused
 from worker import app as _configured_app  # noqa: F401  (see below)
+from worker.leases import LeaseKeeper, claim_or_skip, lease_owner
 
 # Importing worker.app above creates the app configured from settings and makes it Celery's
 # current app, so ``evaluate.delay(...)`` from any entry point reaches the configured broker
 # rather than Celery's default (amqp://localhost).
 EVALUATE = "specfleet.evaluate"
-TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
-    ForgeTransientError,
-    DatabaseError,
-    BrokerOperationalError,
-    SQLOperationalError,
-)
-# An evaluation started this many times more than its retries allow, and never finished (its
-# worker died each time: OOM, SIGKILL), is not tried again; it ends as failed instead.
-MAX_DELIVERIES = 3
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (ForgeTransientError, BrokerOperationalError)
+# The database unreachable: the task body is retried in place (SPECFLEET_DATABASE_OUTAGE).
+DATABASE_ERRORS: tuple[type[BaseException], ...] = (DatabaseError, SQLAlchemyError)
 RETRY_BASE_SECONDS = 5.0
 PUBLISH_BATCH = 500  # messages per pipelined round trip to Redis
 RETRY_MAX_SECONDS = 300.0
@@ -79,7 +74,7 @@ class ProcessResources:
     @property
     def deps(self) -> Any:
         if self._deps is None:
-            from worker.pipeline.wiring import pipeline_deps
+            from worker.wiring import pipeline_deps
 
             self._deps = pipeline_deps(self.settings)
         return self._deps
@@ -167,7 +162,12 @@ class SpecfleetTask(Task):  # type: ignore[misc]
     ) -> None:
         if self.name == EVALUATE and args:
             # retries exhausted or an unexpected error: the row must not stay running/queued
-            finish_failed(resources().engine, int(args[0]), f"{type(exc).__name__}: {exc}")
+            finish_failed(
+                resources().engine,
+                int(args[0]),
+                f"{type(exc).__name__}: {exc}",
+                lease_owner(task_id),
+            )
 
 
 def retry_delay(retries: int, retry_after: float | None = None) -> float:
@@ -178,68 +178,87 @@ def retry_delay(retries: int, retry_after: float | None = None) -> float:
     return float(max(delay, retry_after or 0.0))
 
 
-def finish_failed(engine: Engine, evaluation_id: int, reason: str) -> bool:
-    """End an evaluation the pipeline could not end itself; False if it was already done."""
-    with session_scope(engine) as session:
-        row = session.get(Evaluation, evaluation_id)
-        if row is None or row.status == "done":
-            return False
-        row.status = "done"
-        row.outcome = "failed"
-        row.error = reason[:4000]
-        row.finished_at = utcnow()
-        session.add(row)
-    log.warning("evaluation failed", evaluation_id=evaluation_id, reason=reason[:200])
-    return True
+def finish_failed(
+    engine: Engine, evaluation_id: int, reason: str, owner: str | None = None
+) -> bool:
+    """End an evaluation the pipeline could not end itself; False if it was already done (or,
+    with ``owner``, is no longer that worker's)."""
+    failed = ledger.fail(engine, evaluation_id, reason, owner=owner)
+    if failed:
+        log.warning("evaluation failed", evaluation_id=evaluation_id, reason=reason[:200])
+    return failed
 
 
 # The Evaluation row is the result; storing it again in the backend would only cost a
 # round trip per message (and, on Redis, a result subscription per published task).
 @shared_task(bind=True, base=SpecfleetTask, name=EVALUATE, max_retries=None, ignore_result=True)  # type: ignore[untyped-decorator]
 def evaluate(self: SpecfleetTask, evaluation_id: int) -> dict[str, Any]:
-    """Run one evaluation through the pipeline (idempotent: a redelivered message is safe)."""
+    """Run one evaluation through the pipeline (idempotent: a redelivered message is safe).
+
+    The whole body, from the first read, is retried while the database is unreachable, for
+    up to ``SPECFLEET_DATABASE_OUTAGE`` seconds; after that the message is rejected back to
+    the broker (requeued), never acknowledged unrun.
+    """
     res = resources()
-    with session_scope(res.engine) as session:
-        row = session.get(Evaluation, evaluation_id)
-        if row is None:
-            log.warning("no such evaluation", evaluation_id=evaluation_id)
-            return {"evaluation_id": evaluation_id, "outcome": None, "skipped": "missing"}
-        product_id, status, outcome, attempts = (
-            row.product_id,
-            row.status,
-            row.outcome,
-            row.attempts,
-        )
-    structlog.contextvars.bind_contextvars(evaluation_id=evaluation_id, product=product_id)
-    if status == "done":
-        return {"evaluation_id": evaluation_id, "outcome": outcome, "skipped": "done"}
-    if status == "running" and attempts >= MAX_DELIVERIES + res.settings.task_max_retries:
-        finish_failed(
-            res.engine,
-            evaluation_id,
-            f"abandoned: started {attempts} times and its worker died each time",
-        )
-        return {"evaluation_id": evaluation_id, "outcome": "failed"}
+    owner = lease_owner(self.request.id)
+    structlog.contextvars.bind_contextvars(evaluation_id=evaluation_id)
+    deadline = time.monotonic() + res.settings.database_outage
+    failures = 0
+    while True:
+        try:
+            return _evaluate_claimed(self, res, evaluation_id, owner)
+        except DATABASE_ERRORS as error:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                log.error(
+                    "database unreachable: message returned to the broker",
+                    outage_seconds=res.settings.database_outage,
+                    error=str(error)[:200],
+                )
+                raise Reject(f"database unreachable: {error}"[:500], requeue=True) from error
+            countdown = min(remaining, retry_delay(failures) / 5)
+            failures += 1
+            log.warning(
+                "database unreachable, retrying",
+                countdown=round(countdown, 1),
+                gives_up_in=round(remaining),
+                error=str(error)[:200],
+            )
+            time.sleep(countdown)
+
+
+def _evaluate_claimed(
+    task: SpecfleetTask, res: ProcessResources, evaluation_id: int, owner: str
+) -> dict[str, Any]:
+    skipped = claim_or_skip(res.engine, res.settings, evaluation_id, owner)
+    if skipped is not None:
+        return skipped
     from worker.pipeline import run_evaluation
 
     try:
-        result = run_evaluation(evaluation_id, res.deps)
+        with LeaseKeeper(res.engine, evaluation_id, owner, res.settings.lease_seconds):
+            result = run_evaluation(evaluation_id, res.deps, owner=owner)
+    except DATABASE_ERRORS:
+        raise  # the outage loop above retries the whole body, claim included
     except TRANSIENT_ERRORS as error:
         max_retries = res.settings.task_max_retries
-        if self.request.retries >= max_retries:
+        if task.request.retries >= max_retries:
             raise
-        countdown = retry_delay(self.request.retries, getattr(error, "retry_after", None))
+        # let go, so the retried message (possibly in another worker) can claim it at once
+        ledger.release(res.engine, evaluation_id, owner)
+        countdown = retry_delay(task.request.retries, getattr(error, "retry_after", None))
         log.info("transient failure, retrying", error=str(error)[:200], countdown=countdown)
-        raise self.retry(exc=error, countdown=countdown, max_retries=max_retries) from error
+        raise task.retry(exc=error, countdown=countdown, max_retries=max_retries) from error
     except SoftTimeLimitExceeded:
         finish_failed(
             res.engine,
             evaluation_id,
             f"timed out after {res.settings.task_soft_time_limit} s "
             "(SPECFLEET_TASK_SOFT_TIME_LIMIT)",
+            owner,
         )
         return {"evaluation_id": evaluation_id, "outcome": "failed"}
-    return {"evaluation_id": evaluation_id, "outcome": getattr(result, "outcome", None)}
+    return {"evaluation_id": evaluation_id, "outcome": result.outcome}
 
 
 def publish_dispatch(settings: Settings) -> Callable[[Sequence[int]], None] | None:
@@ -251,6 +270,11 @@ def publish_dispatch(settings: Settings) -> Callable[[Sequence[int]], None] | No
         return None
     app = make_app(settings)
     return lambda ids: send_evaluations(app, ids)
+
+
+def paused_check(engine: Engine) -> Callable[[], bool]:
+    """The fan-outs' question before each batch: is the fleet paused now?"""
+    return lambda: fleet_paused(engine) is not None
 
 
 def send_evaluations(app: Celery, ids: Sequence[int]) -> None:
@@ -309,6 +333,7 @@ def fan_out_window(self: SpecfleetTask, window: str | None = None) -> dict[str, 
             as_of,
             dispatch=partial(send_evaluations, self.app),
             batch_size=res.settings.fanout_batch_size,
+            pause_check=lambda: fleet_paused(res.engine) is not None,
         )
     log.info("window fanned out", window=target, queued=len(result.queued))
     return {"window": target, "queued": len(result.queued), "skipped": result.skipped}
@@ -322,22 +347,40 @@ def fan_out_policy(self: SpecfleetTask, version: int) -> dict[str, Any]:
     if pause is not None:
         return paused_answer(pause, policy_set_version=version)
     ids = fanout.queued_evaluation_ids(res.engine, trigger="policy", policy_set_version=version)
-    fanout.dispatch_in_batches(ids, partial(send_evaluations, self.app))
-    return {"policy_set_version": version, "dispatched": len(ids)}
+    sent = fanout.dispatch_in_batches(
+        ids,
+        partial(send_evaluations, self.app),
+        res.settings.fanout_batch_size,
+        pause_check=lambda: fleet_paused(res.engine) is not None,
+    )
+    if sent < len(ids):
+        log.warning("fleet paused mid-fan-out: the rest is held", sent=sent, held=len(ids) - sent)
+    return {"policy_set_version": version, "dispatched": sent, "held": len(ids) - sent}
 
 
 @shared_task(bind=True, base=SpecfleetTask, name="specfleet.redispatch_stale")  # type: ignore[untyped-decorator]
 def redispatch_stale(self: SpecfleetTask) -> dict[str, Any]:
-    """Send again evaluations queued long ago that no worker took (a lost or unsent message)."""
+    """The sweep: re-queue evaluations whose lease expired (their worker died) and send again
+    those queued long ago that no worker claimed (a message lost in a broker restart).
+
+    While the fleet is paused it only re-queues expired leases; what is queued is sent once
+    the fleet resumes (held batches of a paused fan-out included).
+    """
     res = resources()
-    pause = fleet_paused(res.engine)
-    if pause is not None:
-        return paused_answer(pause)
-    stale_after = 2 * res.settings.task_time_limit
-    cutoff = utcnow() - dt.timedelta(seconds=stale_after)
-    ids = fanout.queued_evaluation_ids(res.engine, queued_before=cutoff)
+    if fleet_paused(res.engine) is not None:
+        # paused: expired leases go back to the queue, but nothing is sent until resume
+        expired = ledger.requeue_expired(res.engine)
+        return {"dispatched": 0, "expired": expired, "stale": [], "skipped": "paused"}
+    result = ledger.sweep(res.engine, res.settings.stale_after)
+    ids = result.to_send
     fanout.dispatch_in_batches(ids, partial(send_evaluations, self.app))
-    return {"dispatched": len(ids)}
+    if ids:
+        log.warning(
+            "sweep re-sent evaluations",
+            expired_leases=len(result.expired),
+            stale_queued=len(result.stale),
+        )
+    return {"dispatched": len(ids), "expired": result.expired, "stale": result.stale}
 
 
 @shared_task(bind=True, base=SpecfleetTask, name="specfleet.track_merge_requests")  # type: ignore[untyped-decorator]
