@@ -17,7 +17,10 @@ from typing import Any
 from sqlmodel import Session
 
 from core.db import StageResult
+from core.log import get_logger
 from core.metrics import observe_stage
+
+log = get_logger("specfleet.pipeline")
 
 MAX_DETAIL_TEXT = 2000  # per string in a stage's detail: rows stay small
 
@@ -55,6 +58,7 @@ class StageLog:
             raise
         finally:
             current.duration_ms = round((time.perf_counter() - start) * 1000)
+            log.info("stage finished", outcome=current.outcome, duration_ms=current.duration_ms)
             self.stages.append(current)
             self._pending.append(current)
 
