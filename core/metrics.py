@@ -286,8 +286,11 @@ def exposition(registry: CollectorRegistry) -> tuple[bytes, str]:
     return generate_latest(registry), CONTENT_TYPE_LATEST
 
 
-def start_worker_metrics_server(port: int, address: str = "0.0.0.0") -> None:  # noqa: S104
-    """Serve this worker's process metrics on ``port`` (a daemon thread; idempotent-ish).
+def start_worker_metrics_server(port: int, address: str = "127.0.0.1") -> None:
+    """Serve this worker's process metrics on ``address:port`` (a daemon thread).
+
+    Loopback by default (``SPECFLEET_METRICS_HOST``): metrics name products and failure
+    kinds, and a scraper in the same pod or host needs nothing more.
 
     Call it once in the worker's main process, before the pool forks. In multiprocess mode
     (``PROMETHEUS_MULTIPROC_DIR`` set) every pool child writes its samples to that directory

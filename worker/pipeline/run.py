@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, NoReturn
 
+import structlog
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlmodel import col, select
 
@@ -160,6 +161,13 @@ def _run(evaluation_id: int, deps: PipelineDeps) -> EvaluationResult:
     if isinstance(started, EvaluationResult):
         return started
     evaluation, product = started.evaluation, started.product
+    # the correlation fields on every line of this evaluation (the task binds task_id)
+    structlog.contextvars.bind_contextvars(
+        evaluation_id=evaluation_id,
+        product=product.id,
+        window=evaluation.window,
+        trigger=evaluation.trigger,
+    )
     stages = StageLog(evaluation_id, started.attempt, deps.clock)
     facts: dict[str, Any] = {"trigger": evaluation.trigger}
     tip: str | None = None
