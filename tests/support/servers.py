@@ -15,7 +15,6 @@ keeps a commit from costing a disk flush on a shared machine.
 from __future__ import annotations
 
 import contextlib
-import glob
 import os
 import pwd
 import shutil
@@ -26,7 +25,6 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-POSTGRES_BIN_GLOB = "/usr/lib/postgresql/*/bin"
 START_TIMEOUT = 30.0
 
 
@@ -48,10 +46,10 @@ def port_answers(port: int) -> bool:
 
 def postgres_bin_dir() -> Path:
     """The newest PostgreSQL server binaries: Debian's versioned directory, else PATH."""
-    candidates = sorted(glob.glob(POSTGRES_BIN_GLOB), key=_version_key)
+    candidates = sorted(Path("/usr/lib/postgresql").glob("*/bin"), key=_version_key)
     for candidate in reversed(candidates):
-        if (Path(candidate) / "initdb").exists():
-            return Path(candidate)
+        if (candidate / "initdb").exists():
+            return candidate
     on_path = shutil.which("initdb")
     if on_path:
         return Path(on_path).resolve().parent
@@ -61,8 +59,8 @@ def postgres_bin_dir() -> Path:
     )
 
 
-def _version_key(path: str) -> tuple[int, ...]:
-    version = Path(path).parent.name
+def _version_key(path: Path) -> tuple[int, ...]:
+    version = path.parent.name
     return tuple(int(part) for part in version.split(".") if part.isdigit())
 
 
@@ -119,9 +117,18 @@ class ThrowawayPostgres:
             record = pwd.getpwnam(user)
             os.chown(self.directory, record.pw_uid, record.pw_gid)
         self._run(
-            str(binaries / "initdb"), "-D", str(self.data), "-U", "postgres", "-A", "trust",
-            "-E", "UTF8", "--no-sync", "--no-instructions",
-        )  # fmt: skip
+            str(binaries / "initdb"),
+            "-D",
+            str(self.data),
+            "-U",
+            "postgres",
+            "-A",
+            "trust",
+            "-E",
+            "UTF8",
+            "--no-sync",
+            "--no-instructions",
+        )
 
     def start(self) -> ThrowawayPostgres:
         if self.directory is None:
@@ -132,16 +139,27 @@ class ThrowawayPostgres:
             "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
         )
         self._run(
-            str(postgres_bin_dir() / "pg_ctl"), "-D", str(self.data), "-o", options,
-            "-l", str(self.directory / "server.log"), "-w", "-t", str(int(START_TIMEOUT)), "start",
-        )  # fmt: skip
+            str(postgres_bin_dir() / "pg_ctl"),
+            "-D",
+            str(self.data),
+            "-o",
+            options,
+            "-l",
+            str(self.directory / "server.log"),
+            "-w",
+            "-t",
+            str(int(START_TIMEOUT)),
+            "start",
+        )
         return self
 
     def stop(self, mode: str = "fast") -> None:
         """Stop the server (``immediate`` is a crash: no checkpoint, connections cut)."""
         if self.directory is None or not (self.data / "postmaster.pid").exists():
             return
-        self._run(str(postgres_bin_dir() / "pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "stop")
+        self._run(
+            str(postgres_bin_dir() / "pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "stop"
+        )
 
     def remove(self) -> None:
         self.stop("immediate")
@@ -172,14 +190,26 @@ class ThrowawayRedis:
             )
         if self.directory is None:
             self.directory = Path(tempfile.mkdtemp(prefix="specfleet-redis-"))
-        persistence = ["--appendonly", "yes", "--appendfsync", "always"] if self.appendonly else [
-            "--appendonly", "no"
-        ]  # fmt: skip
+        persistence = (
+            ["--appendonly", "yes", "--appendfsync", "always"]
+            if self.appendonly
+            else ["--appendonly", "no"]
+        )
         self.process = subprocess.Popen(
             [
-                binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-                *persistence, "--dir", str(self.directory), "--databases", "16",
-            ],  # fmt: skip
+                binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                *persistence,
+                "--dir",
+                str(self.directory),
+                "--databases",
+                "16",
+            ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
