@@ -71,6 +71,7 @@ def worker(
 
     from core.log import configure_service_logging, stdout_into_log
     from core.metrics import start_worker_metrics_server
+    from worker import reaper
     from worker.tasks import SERVICE_ENV
 
     with reported_errors():
@@ -78,6 +79,9 @@ def worker(
         os.environ[SERVICE_ENV] = "worker"
         configure_service_logging(settings, service="worker")
         stdout_into_log(settings, "worker")
+        # build groups and scratch directories of dead workers go; pool processes register
+        reaper.reap(settings.home / "work" / reaper.OWNERS)
+        reaper.connect_celery_signals()
         if settings.metrics_port:
             start_worker_metrics_server(settings.metrics_port, settings.metrics_host)
         app = _app(settings)

@@ -71,6 +71,7 @@ from worker.pipeline.plan import Plan, make_plan
 from worker.pipeline.publish import LABELS, publish
 from worker.pipeline.record import StageLog
 from worker.pipeline.verification import baseline_problem, verify_candidate
+from worker.reaper import scratch_root
 
 log = get_logger(__name__)
 
@@ -226,7 +227,9 @@ def _run(evaluation_id: int, deps: PipelineDeps) -> EvaluationResult:
             )
         facts["reason_to_evaluate"] = decision.reason
         deps.work_dir.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(prefix="specfleet-eval-", dir=deps.work_dir) as scratch:
+        with tempfile.TemporaryDirectory(
+            prefix="specfleet-eval-", dir=scratch_root(deps.work_dir)
+        ) as scratch:
             _evaluate(Path(scratch), deps, started, stages, tip, partial, policies, facts)
     except _Finish as finish:
         return _finish(
