@@ -96,6 +96,7 @@ class Evaluation(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("product_id", "window", "fingerprint", name="uq_evaluation_key"),
         Index("ix_evaluation_product_window", "product_id", "window"),
+        Index("ix_evaluation_status_lease", "status", "lease_expires_at"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -113,6 +114,14 @@ class Evaluation(SQLModel, table=True):
     summary: dict[str, Any] | None = _json(nullable=True)
     error: str | None = Field(default=None, max_length=4000)
     attempts: int = Field(default=0, description="Deliveries that started this evaluation.")
+    # The lease (core.db.ledger): the worker running it and until when; renewed while it runs.
+    lease_owner: str | None = Field(default=None, max_length=200)
+    lease_expires_at: dt.datetime | None = _when(nullable=True)
+    claimed_at: dt.datetime | None = _when(nullable=True)
+    heartbeat_at: dt.datetime | None = _when(nullable=True)
+    dispatched_at: dt.datetime | None = _when(
+        nullable=True
+    )  # last message sent for it (None: at queued_at)
 
 
 class StageResult(SQLModel, table=True):
