@@ -82,6 +82,8 @@ def worker(
         # build groups and scratch directories of dead workers go; pool processes register
         reaper.reap(settings.home / "work" / reaper.OWNERS)
         reaper.connect_celery_signals()
+        node = worker_node_name(settings.worker_name, os.getpid())
+        _announce(settings, node)
         if settings.metrics_port:
             start_worker_metrics_server(settings.metrics_port, settings.metrics_host)
         app = _app(settings)
@@ -90,7 +92,7 @@ def worker(
         f"--pool={pool}",
         f"--loglevel={loglevel}",
         "--without-gossip",
-        f"--hostname={worker_node_name(settings.worker_name, os.getpid())}",
+        f"--hostname={node}",
     ]
     if concurrency is not None:
         argv.append(f"--concurrency={concurrency}")
@@ -105,6 +107,18 @@ def worker_node_name(configured: str | None, pid: int) -> str:
     Celery expands ``%h`` (hostname), ``%n`` and ``%d`` itself.
     """
     return configured or f"specfleet-{pid}@%h"
+
+
+def _announce(settings: Settings, node: str) -> None:
+    """Count this worker in `fleet status` and the workers_seen gauge (Redis brokers only)."""
+    from celery.utils.nodenames import host_format
+
+    from core.fleetstate import announce_worker
+    from worker.app import broker_urls
+
+    broker = broker_urls(settings)[0]
+    if broker.startswith(("redis://", "rediss://")):
+        announce_worker(broker, host_format(node))
 
 
 def scheduler(
