@@ -158,6 +158,38 @@ class Settings(BaseSettings):
         default=2.0, ge=0, description="Estimated LLM cost (USD) per product per window."
     )
 
+    # --- evaluation ledger: leases, sweep, database outages (issue 18, helper "centre") ---
+    lease_seconds: float = Field(
+        default=120,
+        gt=0,
+        description="How long a worker's claim on an evaluation lasts unless "
+        "renewed (renewed every third of it while the evaluation runs).",
+    )
+    sweep_seconds: float = Field(
+        default=60,
+        gt=0,
+        description="How often the scheduler re-queues expired leases and "
+        "re-sends stale queued evaluations.",
+    )
+    stale_after: float = Field(
+        default=180,
+        gt=0,
+        description="Seconds a queued evaluation's message may go unclaimed "
+        "before the sweep sends it again.",
+    )
+    database_outage: float = Field(
+        default=120,
+        ge=0,
+        description="Seconds a worker keeps retrying an unreachable database "
+        "before it gives the message back to the broker (requeued, never acknowledged unrun).",
+    )
+    max_attempts: int = Field(
+        default=4,
+        gt=0,
+        description="Claims of one evaluation (deliveries whose worker died) "
+        "before it is given up.",
+    )
+
     # --- fleet observability and clean-up (issue 18 items 4-5) ---
     metrics_host: str = Field(
         default="127.0.0.1",

@@ -45,7 +45,8 @@ def beat_entries(settings: Settings) -> list[BeatEntry]:
         BeatEntry("weekly-window", FAN_OUT_TASK, cron=cron),
         BeatEntry("window-catch-up", FAN_OUT_TASK, every_seconds=3600),
         BeatEntry("track-merge-requests", TRACK_TASK, every_seconds=900),
-        BeatEntry("redispatch-stale", REDISPATCH_TASK, every_seconds=1800),
+        # the ledger's sweep: expired leases and unclaimed messages recovered within minutes
+        BeatEntry("sweep", REDISPATCH_TASK, every_seconds=settings.sweep_seconds),
     ]
 
 

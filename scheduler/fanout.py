@@ -15,11 +15,10 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import islice
 
-from sqlalchemy import Engine, insert
+from sqlalchemy import Engine
 from sqlmodel import col, select
 
-from core.db import Evaluation, Product, session_scope
-from core.db.types import utcnow
+from core.db import Evaluation, Product, ledger, session_scope
 from core.windows import iso_week
 from scheduler.due import (
     PENDING_STATUSES,
@@ -32,6 +31,9 @@ from scheduler.due import (
 
 Dispatch = Callable[[Sequence[int]], None]
 """Enqueue one message per evaluation id (called once per committed batch)."""
+
+PauseCheck = Callable[[], bool]
+"""True when the fleet is paused (asked before each batch of a fan-out)."""
 
 DEFAULT_BATCH = 1000
 
@@ -64,6 +66,7 @@ def fan_out_window(
     dispatch: Dispatch | None = None,
     batch_size: int = DEFAULT_BATCH,
     trigger: str = "weekly",
+    pause_check: PauseCheck | None = None,
 ) -> FanOutResult:
     """Queue (and dispatch) an evaluation for every product due in ``window``.
 
@@ -87,7 +90,9 @@ def fan_out_window(
         ]
     decisions = decide_due(products, existing, schedule, window, now)
     due = [decision.product_id for decision in decisions if decision.due]
-    queued = insert_and_dispatch(engine, due, window, trigger, None, dispatch, batch_size)
+    queued = insert_and_dispatch(
+        engine, due, window, trigger, None, dispatch, batch_size, pause_check
+    )
     return FanOutResult(window, trigger, queued, decisions)
 
 
@@ -99,29 +104,25 @@ def insert_and_dispatch(
     policy_set_version: int | None,
     dispatch: Dispatch | None,
     batch_size: int = DEFAULT_BATCH,
+    pause_check: PauseCheck | None = None,
 ) -> list[int]:
-    """Insert queued evaluations in batches; dispatch each batch once it is committed."""
-    table = Evaluation.__table__  # type: ignore[attr-defined]
-    statement = insert(table).returning(table.c.id)
+    """Insert queued evaluations in batches; dispatch each batch once it is committed.
+
+    ``pause_check`` is asked before each batch is sent: once the fleet is paused (even in the
+    middle of a fan-out) the remaining batches are recorded as queued but not sent; the sweep
+    sends them after ``fleet resume``.
+    """
     queued: list[int] = []
+    held = False
     for chunk in batched(product_ids, batch_size):
-        now = utcnow()
         rows = [
-            {
-                "product_id": product_id,
-                "window": window,
-                "trigger": trigger,
-                "status": "queued",
-                "policy_set_version": policy_set_version,
-                "queued_at": now,
-                "attempts": 0,
-            }
+            ledger.NewEvaluation(product_id, window, trigger, policy_set_version)
             for product_id in chunk
         ]
-        with session_scope(engine) as session:
-            ids = [int(row_id) for row_id in session.execute(statement, rows).scalars().all()]
+        ids = ledger.queue_many(engine, rows)
+        held = held or (pause_check is not None and pause_check())
         # dispatched only after commit: a worker must find the row its message names
-        if dispatch is not None and ids:
+        if dispatch is not None and ids and not held:
             dispatch(ids)
         queued.extend(ids)
     return queued
@@ -133,6 +134,7 @@ def queue_policy_evaluations(
     policy_version: int,
     today: dt.date | None = None,
     dispatch: Dispatch | None = None,
+    pause_check: PauseCheck | None = None,
 ) -> int:
     """Queue a ``policy`` evaluation of each product in this week's window; returns how many.
 
@@ -152,7 +154,10 @@ def queue_policy_evaluations(
             ).all()
         )
     wanted = [product_id for product_id in dict.fromkeys(product_ids) if product_id not in already]
-    return len(insert_and_dispatch(engine, wanted, window, "policy", policy_version, dispatch))
+    queued = insert_and_dispatch(
+        engine, wanted, window, "policy", policy_version, dispatch, DEFAULT_BATCH, pause_check
+    )
+    return len(queued)
 
 
 def queued_evaluation_ids(
@@ -186,12 +191,21 @@ def running_evaluation_ids(engine: Engine, window: str) -> list[int]:
 
 
 def dispatch_in_batches(
-    ids: Sequence[int], dispatch: Dispatch, batch_size: int = DEFAULT_BATCH
+    ids: Sequence[int],
+    dispatch: Dispatch,
+    batch_size: int = DEFAULT_BATCH,
+    pause_check: PauseCheck | None = None,
 ) -> int:
-    """Send existing evaluations to the workers again (lost messages, a policy fan-out)."""
+    """Send existing evaluations to the workers again (lost messages, a policy fan-out);
+    how many were sent (fewer when a pause, checked before each batch, stopped it)."""
+    sent = 0
     for start in range(0, len(ids), batch_size):
-        dispatch(ids[start : start + batch_size])
-    return len(ids)
+        if pause_check is not None and pause_check():
+            break
+        batch = ids[start : start + batch_size]
+        dispatch(batch)
+        sent += len(batch)
+    return sent
 
 
 def window_progress(

@@ -12,9 +12,12 @@ Everything else is an outcome the pipeline records on the row.
 
 from __future__ import annotations
 
-import datetime as dt
+import contextvars
 import os
 import random
+import socket
+import threading
+import time
 from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from functools import partial
@@ -22,12 +25,13 @@ from typing import Any
 
 import structlog
 from celery import Celery, Task, shared_task, signals
-from celery.exceptions import SoftTimeLimitExceeded
+from celery.exceptions import Reject, SoftTimeLimitExceeded
 from kombu.exceptions import OperationalError as BrokerOperationalError
 from sqlalchemy import Engine
-from sqlalchemy.exc import OperationalError as SQLOperationalError
+from sqlalchemy.exc import SQLAlchemyError
 
-from core.db import Evaluation, ensure_schema, make_engine, session_scope
+from core.db import ensure_schema, ledger, make_engine
+from core.db.ledger import EvaluationState
 from core.db.types import utcnow
 from core.errors import DatabaseError, ForgeTransientError
 from core.log import configure_logging, configure_service_logging, get_logger
@@ -43,15 +47,9 @@ from worker import app as _configured_app  # noqa: F401  (see below)
 # current app, so ``evaluate.delay(...)`` from any entry point reaches the configured broker
 # rather than Celery's default (amqp://localhost).
 EVALUATE = "specfleet.evaluate"
-TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
-    ForgeTransientError,
-    DatabaseError,
-    BrokerOperationalError,
-    SQLOperationalError,
-)
-# An evaluation started this many times more than its retries allow, and never finished (its
-# worker died each time: OOM, SIGKILL), is not tried again; it ends as failed instead.
-MAX_DELIVERIES = 3
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (ForgeTransientError, BrokerOperationalError)
+# The database unreachable: the task body is retried in place (SPECFLEET_DATABASE_OUTAGE).
+DATABASE_ERRORS: tuple[type[BaseException], ...] = (DatabaseError, SQLAlchemyError)
 RETRY_BASE_SECONDS = 5.0
 PUBLISH_BATCH = 500  # messages per pipelined round trip to Redis
 RETRY_MAX_SECONDS = 300.0
@@ -167,7 +165,12 @@ class SpecfleetTask(Task):  # type: ignore[misc]
     ) -> None:
         if self.name == EVALUATE and args:
             # retries exhausted or an unexpected error: the row must not stay running/queued
-            finish_failed(resources().engine, int(args[0]), f"{type(exc).__name__}: {exc}")
+            finish_failed(
+                resources().engine,
+                int(args[0]),
+                f"{type(exc).__name__}: {exc}",
+                lease_owner(task_id),
+            )
 
 
 def retry_delay(retries: int, retry_after: float | None = None) -> float:
@@ -178,68 +181,185 @@ def retry_delay(retries: int, retry_after: float | None = None) -> float:
     return float(max(delay, retry_after or 0.0))
 
 
-def finish_failed(engine: Engine, evaluation_id: int, reason: str) -> bool:
-    """End an evaluation the pipeline could not end itself; False if it was already done."""
-    with session_scope(engine) as session:
-        row = session.get(Evaluation, evaluation_id)
-        if row is None or row.status == "done":
-            return False
-        row.status = "done"
-        row.outcome = "failed"
-        row.error = reason[:4000]
-        row.finished_at = utcnow()
-        session.add(row)
-    log.warning("evaluation failed", evaluation_id=evaluation_id, reason=reason[:200])
-    return True
+def finish_failed(
+    engine: Engine, evaluation_id: int, reason: str, owner: str | None = None
+) -> bool:
+    """End an evaluation the pipeline could not end itself; False if it was already done (or,
+    with ``owner``, is no longer that worker's)."""
+    failed = ledger.fail(engine, evaluation_id, reason, owner=owner)
+    if failed:
+        log.warning("evaluation failed", evaluation_id=evaluation_id, reason=reason[:200])
+    return failed
+
+
+def lease_owner(task_id: str | None) -> str:
+    """Who holds a lease: this delivery, in this process on this host."""
+    return f"{task_id or 'no-task'}@{socket.gethostname()}:{os.getpid()}"
+
+
+def owner_is_dead(owner: str | None) -> bool:
+    """True when ``owner`` was a process on this host that no longer exists (SIGKILLed)."""
+    if not owner or "@" not in owner:
+        return False
+    host, _, pid = owner.rpartition("@")[2].rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit() or int(pid) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+class LeaseKeeper:
+    """Renews a lease every third of its length while an evaluation runs (a daemon thread)."""
+
+    def __init__(self, engine: Engine, evaluation_id: int, owner: str, lease_seconds: float):
+        self.engine, self.evaluation_id, self.owner = engine, evaluation_id, owner
+        self.lease_seconds = lease_seconds
+        self.lost = False
+        self._stop = threading.Event()
+        # the thread logs with the evaluation's context (evaluation_id, product, task_id ...)
+        context = contextvars.copy_context()
+        self._thread = threading.Thread(
+            target=context.run, args=(self._run,), name=f"lease-{evaluation_id}", daemon=True
+        )
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.lease_seconds / 3):
+            try:
+                kept = ledger.heartbeat(
+                    self.engine, self.evaluation_id, self.owner, self.lease_seconds
+                )
+            except SQLAlchemyError as error:  # an outage: the lease may lapse; keep trying
+                log.warning("lease not renewed: database unreachable", error=str(error)[:200])
+                continue
+            if not kept:
+                self.lost = True
+                log.warning("lease lost: another worker took the evaluation over")
+                return
+
+    def __enter__(self) -> LeaseKeeper:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+
+def claim_or_skip(res: ProcessResources, evaluation_id: int, owner: str) -> dict[str, Any] | None:
+    """Claim the evaluation for ``owner``; None when claimed, else why this delivery does
+    nothing (missing, done, leased by a live worker, given up)."""
+    engine, settings = res.engine, res.settings
+    lease, attempts = settings.lease_seconds, settings.max_attempts
+    if ledger.claim(engine, evaluation_id, owner, lease, max_attempts=attempts):
+        return None
+    row = ledger.inspect(engine, evaluation_id)
+    if row is None:
+        log.warning("no such evaluation", evaluation_id=evaluation_id)
+        return {"evaluation_id": evaluation_id, "outcome": None, "skipped": "missing"}
+    structlog.contextvars.bind_contextvars(
+        product=row.product_id, window=row.window, trigger=row.trigger
+    )
+    if row.state is EvaluationState.DONE:
+        return {"evaluation_id": evaluation_id, "outcome": row.outcome, "skipped": "done"}
+    holder_alive = row.lease_live(utcnow()) and not owner_is_dead(row.lease_owner)
+    exhausted = row.attempts >= attempts
+    # its worker process was killed on this host: no need to wait for the lease to expire
+    orphaned = row.state is EvaluationState.RUNNING and not holder_alive and not exhausted
+    if orphaned and ledger.take_over(engine, evaluation_id, owner, row.lease_owner or "", lease):
+        log.info("lease of a dead worker taken over", previous_owner=row.lease_owner)
+        return None
+    if not holder_alive and exhausted:
+        ledger.give_up(
+            engine,
+            evaluation_id,
+            f"given up: claimed {row.attempts} times and never finished "
+            "(its workers died each time; SPECFLEET_MAX_ATTEMPTS)",
+        )
+        log.warning("evaluation given up", attempts=row.attempts)
+        return {"evaluation_id": evaluation_id, "outcome": "given-up"}
+    log.warning(
+        "duplicate delivery dropped: another worker holds the lease",
+        lease_owner=row.lease_owner,
+        lease_expires_at=str(row.lease_expires_at),
+    )
+    return {"evaluation_id": evaluation_id, "outcome": None, "skipped": "leased"}
 
 
 # The Evaluation row is the result; storing it again in the backend would only cost a
 # round trip per message (and, on Redis, a result subscription per published task).
 @shared_task(bind=True, base=SpecfleetTask, name=EVALUATE, max_retries=None, ignore_result=True)  # type: ignore[untyped-decorator]
 def evaluate(self: SpecfleetTask, evaluation_id: int) -> dict[str, Any]:
-    """Run one evaluation through the pipeline (idempotent: a redelivered message is safe)."""
+    """Run one evaluation through the pipeline (idempotent: a redelivered message is safe).
+
+    The whole body, from the first read, is retried while the database is unreachable, for
+    up to ``SPECFLEET_DATABASE_OUTAGE`` seconds; after that the message is rejected back to
+    the broker (requeued), never acknowledged unrun.
+    """
     res = resources()
-    with session_scope(res.engine) as session:
-        row = session.get(Evaluation, evaluation_id)
-        if row is None:
-            log.warning("no such evaluation", evaluation_id=evaluation_id)
-            return {"evaluation_id": evaluation_id, "outcome": None, "skipped": "missing"}
-        product_id, status, outcome, attempts = (
-            row.product_id,
-            row.status,
-            row.outcome,
-            row.attempts,
-        )
-    structlog.contextvars.bind_contextvars(evaluation_id=evaluation_id, product=product_id)
-    if status == "done":
-        return {"evaluation_id": evaluation_id, "outcome": outcome, "skipped": "done"}
-    if status == "running" and attempts >= MAX_DELIVERIES + res.settings.task_max_retries:
-        finish_failed(
-            res.engine,
-            evaluation_id,
-            f"abandoned: started {attempts} times and its worker died each time",
-        )
-        return {"evaluation_id": evaluation_id, "outcome": "failed"}
+    owner = lease_owner(self.request.id)
+    structlog.contextvars.bind_contextvars(evaluation_id=evaluation_id)
+    deadline = time.monotonic() + res.settings.database_outage
+    failures = 0
+    while True:
+        try:
+            return _evaluate_claimed(self, res, evaluation_id, owner)
+        except DATABASE_ERRORS as error:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                log.error(
+                    "database unreachable: message returned to the broker",
+                    outage_seconds=res.settings.database_outage,
+                    error=str(error)[:200],
+                )
+                raise Reject(f"database unreachable: {error}"[:500], requeue=True) from error
+            countdown = min(remaining, retry_delay(failures) / 5)
+            failures += 1
+            log.warning(
+                "database unreachable, retrying",
+                countdown=round(countdown, 1),
+                gives_up_in=round(remaining),
+                error=str(error)[:200],
+            )
+            time.sleep(countdown)
+
+
+def _evaluate_claimed(
+    task: SpecfleetTask, res: ProcessResources, evaluation_id: int, owner: str
+) -> dict[str, Any]:
+    skipped = claim_or_skip(res, evaluation_id, owner)
+    if skipped is not None:
+        return skipped
     from worker.pipeline import run_evaluation
 
     try:
-        result = run_evaluation(evaluation_id, res.deps)
+        with LeaseKeeper(res.engine, evaluation_id, owner, res.settings.lease_seconds):
+            result = run_evaluation(evaluation_id, res.deps, owner=owner)
+    except DATABASE_ERRORS:
+        raise  # the outage loop above retries the whole body, claim included
     except TRANSIENT_ERRORS as error:
         max_retries = res.settings.task_max_retries
-        if self.request.retries >= max_retries:
+        if task.request.retries >= max_retries:
             raise
-        countdown = retry_delay(self.request.retries, getattr(error, "retry_after", None))
+        # let go, so the retried message (possibly in another worker) can claim it at once
+        ledger.release(res.engine, evaluation_id, owner)
+        countdown = retry_delay(task.request.retries, getattr(error, "retry_after", None))
         log.info("transient failure, retrying", error=str(error)[:200], countdown=countdown)
-        raise self.retry(exc=error, countdown=countdown, max_retries=max_retries) from error
+        raise task.retry(exc=error, countdown=countdown, max_retries=max_retries) from error
     except SoftTimeLimitExceeded:
         finish_failed(
             res.engine,
             evaluation_id,
             f"timed out after {res.settings.task_soft_time_limit} s "
             "(SPECFLEET_TASK_SOFT_TIME_LIMIT)",
+            owner,
         )
         return {"evaluation_id": evaluation_id, "outcome": "failed"}
-    return {"evaluation_id": evaluation_id, "outcome": getattr(result, "outcome", None)}
+    return {"evaluation_id": evaluation_id, "outcome": result.outcome}
 
 
 def publish_dispatch(settings: Settings) -> Callable[[Sequence[int]], None] | None:
@@ -251,6 +371,11 @@ def publish_dispatch(settings: Settings) -> Callable[[Sequence[int]], None] | No
         return None
     app = make_app(settings)
     return lambda ids: send_evaluations(app, ids)
+
+
+def paused_check(engine: Engine) -> Callable[[], bool]:
+    """The fan-outs' question before each batch: is the fleet paused now?"""
+    return lambda: fleet_paused(engine) is not None
 
 
 def send_evaluations(app: Celery, ids: Sequence[int]) -> None:
@@ -309,6 +434,7 @@ def fan_out_window(self: SpecfleetTask, window: str | None = None) -> dict[str, 
             as_of,
             dispatch=partial(send_evaluations, self.app),
             batch_size=res.settings.fanout_batch_size,
+            pause_check=lambda: fleet_paused(res.engine) is not None,
         )
     log.info("window fanned out", window=target, queued=len(result.queued))
     return {"window": target, "queued": len(result.queued), "skipped": result.skipped}
@@ -322,22 +448,40 @@ def fan_out_policy(self: SpecfleetTask, version: int) -> dict[str, Any]:
     if pause is not None:
         return paused_answer(pause, policy_set_version=version)
     ids = fanout.queued_evaluation_ids(res.engine, trigger="policy", policy_set_version=version)
-    fanout.dispatch_in_batches(ids, partial(send_evaluations, self.app))
-    return {"policy_set_version": version, "dispatched": len(ids)}
+    sent = fanout.dispatch_in_batches(
+        ids,
+        partial(send_evaluations, self.app),
+        res.settings.fanout_batch_size,
+        pause_check=lambda: fleet_paused(res.engine) is not None,
+    )
+    if sent < len(ids):
+        log.warning("fleet paused mid-fan-out: the rest is held", sent=sent, held=len(ids) - sent)
+    return {"policy_set_version": version, "dispatched": sent, "held": len(ids) - sent}
 
 
 @shared_task(bind=True, base=SpecfleetTask, name="specfleet.redispatch_stale")  # type: ignore[untyped-decorator]
 def redispatch_stale(self: SpecfleetTask) -> dict[str, Any]:
-    """Send again evaluations queued long ago that no worker took (a lost or unsent message)."""
+    """The sweep: re-queue evaluations whose lease expired (their worker died) and send again
+    those queued long ago that no worker claimed (a message lost in a broker restart).
+
+    While the fleet is paused it only re-queues expired leases; what is queued is sent once
+    the fleet resumes (held batches of a paused fan-out included).
+    """
     res = resources()
-    pause = fleet_paused(res.engine)
-    if pause is not None:
-        return paused_answer(pause)
-    stale_after = 2 * res.settings.task_time_limit
-    cutoff = utcnow() - dt.timedelta(seconds=stale_after)
-    ids = fanout.queued_evaluation_ids(res.engine, queued_before=cutoff)
+    if fleet_paused(res.engine) is not None:
+        # paused: expired leases go back to the queue, but nothing is sent until resume
+        expired = ledger.requeue_expired(res.engine)
+        return {"dispatched": 0, "expired": expired, "stale": [], "skipped": "paused"}
+    result = ledger.sweep(res.engine, res.settings.stale_after)
+    ids = result.to_send
     fanout.dispatch_in_batches(ids, partial(send_evaluations, self.app))
-    return {"dispatched": len(ids)}
+    if ids:
+        log.warning(
+            "sweep re-sent evaluations",
+            expired_leases=len(result.expired),
+            stale_queued=len(result.stale),
+        )
+    return {"dispatched": len(ids), "expired": result.expired, "stale": result.stale}
 
 
 @shared_task(bind=True, base=SpecfleetTask, name="specfleet.track_merge_requests")  # type: ignore[untyped-decorator]

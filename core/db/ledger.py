@@ -287,6 +287,36 @@ def claim(
     return count == 1
 
 
+def take_over(
+    target: Target,
+    evaluation_id: int,
+    owner: str,
+    dead_owner: str,
+    lease_seconds: float,
+    now: dt.datetime | None = None,
+) -> bool:
+    """Take a running evaluation from ``dead_owner`` before its lease expires (the caller
+    knows that process is gone: killed on this very host); one more attempt."""
+    moment = now or utcnow()
+    count, _ = _execute(
+        target,
+        update(_table)
+        .where(
+            _c.id == evaluation_id,
+            _c.status == EvaluationState.RUNNING.value,
+            _c.lease_owner == dead_owner,
+        )
+        .values(
+            lease_owner=owner,
+            lease_expires_at=_lease_until(moment, lease_seconds),
+            claimed_at=moment,
+            heartbeat_at=moment,
+            attempts=_c.attempts + 1,
+        ),
+    )
+    return count == 1
+
+
 def heartbeat(
     target: Target,
     evaluation_id: int,
@@ -372,9 +402,10 @@ class Finish:
     outcome: Outcome
     summary: Mapping[str, Any]
     error: str | None = None
-    fingerprint: str | None = None  # the key it answers for; None releases any key it held
+    fingerprint: str | None = None  # the key it answers for (None: keep what it holds)
     spec_commit: str | None = None
     policy_set_version: int | None = None
+    release_fingerprint: bool = False  # answered nothing (failed): the same inputs run again
 
 
 def finish(
@@ -399,7 +430,6 @@ def finish(
         "summary": dict(result.summary),
         "error": result.error[:MAX_ERROR] if result.error else None,
         "finished_at": moment,
-        "fingerprint": result.fingerprint,
         "policy_set_version": result.policy_set_version,
         "lease_owner": None,
         "lease_expires_at": None,
@@ -409,6 +439,10 @@ def finish(
     }
     if result.spec_commit is not None:
         values["spec_commit"] = result.spec_commit
+    if result.release_fingerprint:
+        values["fingerprint"] = None
+    elif result.fingerprint is not None:
+        values["fingerprint"] = result.fingerprint
     count, _ = _execute(target, update(_table).where(condition).values(**values))
     return count == 1
 
@@ -421,7 +455,8 @@ def fail(
     now: dt.datetime | None = None,
 ) -> bool:
     """End an unfinished evaluation as failed (it holds no key: the same inputs run again)."""
-    return finish(target, evaluation_id, Finish(Outcome.FAILED, {}, reason), owner, now)
+    ended = Finish(Outcome.FAILED, {}, reason, release_fingerprint=True)
+    return finish(target, evaluation_id, ended, owner, now)
 
 
 def give_up(
@@ -535,4 +570,5 @@ __all__ = [
     "requeue_expired",
     "sweep",
     "take_fingerprint",
+    "take_over",
 ]

@@ -13,6 +13,7 @@ from typing import Annotated, Any
 import typer
 from rich.markup import escape
 from rich.table import Table
+from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
 from core.db import StageResult
@@ -51,6 +52,9 @@ def evaluate(
         str | None, typer.Option(help="ISO week, e.g. 2026-W48 (default: this week).")
     ] = None,
     trigger: Annotated[str, typer.Option(help="Why: weekly, policy or manual.")] = "manual",
+    force: Annotated[
+        bool, typer.Option("--force", help="Evaluate even while the fleet is paused.")
+    ] = False,
 ) -> None:
     """Evaluate one product: queue it for the workers, or with --now run it here."""
     if trigger not in TRIGGERS:
@@ -62,6 +66,8 @@ def evaluate(
     chosen = window or iso_week(dt.date.today())
     with reported_errors():
         wired = wiring()
+        if not force:
+            _refuse_when_paused(wired.engine)
         evaluation_id = queue_evaluation(wired.engine, product, chosen, trigger)
         if not now:
             _enqueue(evaluation_id, product, chosen)
@@ -85,6 +91,19 @@ def evaluate(
     if result.reason:
         console.print(f"why: {escape(result.reason)}", soft_wrap=True)
     raise typer.Exit(EXIT_OK)
+
+
+def _refuse_when_paused(engine: Engine) -> None:
+    from scheduler.pause import fleet_paused
+
+    pause = fleet_paused(engine)
+    if pause is not None:
+        why = f" ({pause.reason})" if pause.reason else ""
+        fail(
+            f"the fleet is paused by {pause.actor} since {pause.since:%Y-%m-%d %H:%M} UTC{why}: "
+            "nothing queued; `--force` evaluates anyway, `specfleet fleet resume` lifts the pause",
+            EXIT_INVALID,
+        )
 
 
 def dispatch(evaluation_id: int, queued: str) -> str | None:

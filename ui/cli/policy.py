@@ -52,17 +52,19 @@ def publish_(
         loaded = load_pack(pack, validate_semgrep=validate_semgrep_rules)
         engine = wiring().engine
         outcome = publish(engine, loaded, message, current_actor())
-        queued = 0
+        queued, paused = 0, False
         if outcome.created and outcome.affected:
             affected_ids = sorted({pid for ids in outcome.affected.values() for pid in ids})
-            from worker.tasks import publish_dispatch
+            from worker.tasks import paused_check, publish_dispatch
 
             queued = queue_policy_evaluations(
                 engine,
                 affected_ids,
                 outcome.policy_set.version,
                 dispatch=publish_dispatch(wiring().settings),
+                pause_check=paused_check(engine),
             )
+            paused = paused_check(engine)()
     version = outcome.policy_set.version
     if not outcome.created:
         console.print(
@@ -85,6 +87,11 @@ def publish_(
         waiting = len({pid for ids in outcome.affected.values() for pid in ids}) - queued
         already = f"; {waiting} already queued for this week" if waiting else ""
         console.print(f"{queued} evaluations queued (trigger: policy){already}.")
+        if queued and paused:
+            console.print(
+                "[yellow]the fleet is paused[/]: they wait in the queue and are sent to the "
+                "workers once `specfleet fleet resume` lifts the pause."
+            )
     else:
         console.print("No registered product is affected.")
     for rule_id, missing in sorted(outcome.unknown_products.items()):

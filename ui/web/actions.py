@@ -16,7 +16,7 @@ from typing import Literal
 from pydantic import ValidationError
 from sqlmodel import Session
 
-from core.db import AuditEntry, Evaluation, MergeRequest, Product, session_scope
+from core.db import AuditEntry, MergeRequest, Product, session_scope
 from core.errors import (
     ImportFileError,
     InputError,
@@ -176,12 +176,9 @@ def _queue(context: WebContext, product_id: str, window: str) -> int:
     try:
         from worker.pipeline import queue_evaluation
     except ImportError:  # a console installed without the pipeline still records the request
-        with session_scope(context.engine) as session:
-            row = Evaluation(product_id=product_id, window=window, trigger="manual")
-            session.add(row)
-            session.flush()
-            assert row.id is not None
-            return row.id
+        from core.db import ledger
+
+        return ledger.queue_once(context.engine, product_id, window, "manual")
     return queue_evaluation(context.engine, product_id, window, "manual")
 
 
@@ -214,12 +211,14 @@ def publish_pack(
         from scheduler.fanout import queue_policy_evaluations
 
         affected = sorted({pid for ids in outcome.affected.values() for pid in ids})
-        from worker.tasks import publish_dispatch
+        from worker.tasks import paused_check, publish_dispatch
 
+        # paused: recorded as queued, sent by the sweep after resume
         queue_policy_evaluations(
             context.engine,
             affected,
             outcome.policy_set.version,
             dispatch=publish_dispatch(context.settings),
+            pause_check=paused_check(context.engine),
         )
     return outcome

@@ -33,7 +33,7 @@ from agent.amend import (
 )
 from agent.budget import DatabaseRecorder
 from agent.llm import Message
-from core.db import AmendmentRequest, AuditEntry, Evaluation, PolicySetRecord, Product
+from core.db import AmendmentRequest, AuditEntry, PolicySetRecord, Product, ledger
 from core.db.engine import session_scope
 from core.db.types import utcnow
 from core.errors import InputError, ProductNotFound
@@ -64,24 +64,14 @@ def request_amendment(
         version = session.exec(
             select(PolicySetRecord.version).order_by(col(PolicySetRecord.version).desc()).limit(1)
         ).first()
-        evaluation = Evaluation(
-            product_id=product_id,
-            window=window,
-            trigger="amendment",
-            status="queued",
-            policy_set_version=version,
-            queued_at=utcnow(),
-        )
-        session.add(evaluation)
-        session.flush()
-        assert evaluation.id is not None
+        evaluation_id = ledger.queue(session, product_id, window, "amendment", version)
         request = AmendmentRequest(
             product_id=product_id,
             requested_by=actor,
             requirement=ask.requirement.strip(),
             why=(ask.why or "").strip() or None,
             state="queued",
-            evaluation_id=evaluation.id,
+            evaluation_id=evaluation_id,
         )
         session.add(request)
         session.flush()
@@ -92,10 +82,10 @@ def request_amendment(
                 action="amendment.request",
                 subject_type="product",
                 subject_id=product_id,
-                detail={"request": request.id, "evaluation": evaluation.id},
+                detail={"request": request.id, "evaluation": evaluation_id},
             )
         )
-        return AmendmentQueued(request.id, evaluation.id)
+        return AmendmentQueued(request.id, evaluation_id)
 
 
 def amendment_for(engine: Engine, evaluation_id: int) -> AmendmentRequest | None:

@@ -50,6 +50,7 @@ class PipelineDeps:
     results: SideResultCache | None = None  # reuse a side's evidence within a window
     planner: Planner | None = None  # None: deterministic remediators only
     clock: Callable[[], dt.datetime] = utc_now
+    lease_seconds: float = 120.0  # an evaluation claimed in-process (core.db.ledger.claim)
     # policy sets are immutable: each version is loaded once per process
     policy_cache: dict[int, Any] = field(default_factory=dict)
 

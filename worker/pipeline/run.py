@@ -7,7 +7,10 @@ becomes an outcome; only transient infrastructure errors are raised, for the tas
 
 from __future__ import annotations
 
+import os
+import socket
 import tempfile
+import uuid
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, NoReturn
@@ -17,8 +20,15 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlmodel import col, select
 
 from agent.amend import AmendmentAsk, Conflict
-from core.db import AuditEntry, Evaluation, PolicySetRecord, Product, Proposal, session_scope
-from core.db.types import utcnow
+from core.db import (
+    AuditEntry,
+    Evaluation,
+    PolicySetRecord,
+    Product,
+    Proposal,
+    ledger,
+    session_scope,
+)
 from core.errors import (
     DatabaseError,
     DocumentInvalid,
@@ -130,7 +140,7 @@ class _Started:
     previous: PreviousEvaluation | None
     policy_version: int | None
     attempt: int
-    marked: bool = False  # the row says running (written once the evaluation goes past no-op)
+    owner: str  # the lease this delivery holds (core.db.ledger)
 
 
 class _Finish(Exception):  # control flow only: never escapes this module
@@ -143,10 +153,16 @@ class _Finish(Exception):  # control flow only: never escapes this module
         self.error = error
 
 
-def run_evaluation(evaluation_id: int, deps: PipelineDeps) -> EvaluationResult:
-    """Run (or continue, or return) evaluation ``evaluation_id``; see the package docstring."""
+def run_evaluation(
+    evaluation_id: int, deps: PipelineDeps, owner: str | None = None
+) -> EvaluationResult:
+    """Run (or continue, or return) evaluation ``evaluation_id``; see the package docstring.
+
+    ``owner`` is the lease a worker task already holds (``core.db.ledger.claim``); without
+    one the evaluation is claimed here, for this process, and finished or released by it.
+    """
     try:
-        result = _run(evaluation_id, deps)
+        result = _run(evaluation_id, deps, owner)
         if result.trigger == "amendment":
             record_amendment_outcome(
                 deps.engine, evaluation_id, result.outcome, result.reason, result.summary
@@ -157,8 +173,8 @@ def run_evaluation(evaluation_id: int, deps: PipelineDeps) -> EvaluationResult:
         raise DatabaseError(f"database error during evaluation {evaluation_id}: {error}") from error
 
 
-def _run(evaluation_id: int, deps: PipelineDeps) -> EvaluationResult:
-    started = _start(evaluation_id, deps)
+def _run(evaluation_id: int, deps: PipelineDeps, owner: str | None) -> EvaluationResult:
+    started = _start(evaluation_id, deps, owner)
     if isinstance(started, EvaluationResult):
         return started
     evaluation, product = started.evaluation, started.product
@@ -236,8 +252,6 @@ def _run(evaluation_id: int, deps: PipelineDeps) -> EvaluationResult:
             deps, started, stages, finish.outcome, {**facts, **finish.summary}, finish.error, tip
         )
     except (ForgeTransientError, DatabaseError):
-        if not started.marked:
-            _mark_running(deps, started)
         _write_stages(deps, stages)
         raise
     except SQLAlchemyError:
@@ -294,7 +308,6 @@ def _evaluate(
     """The stages after the no-op check; always ends by raising :class:`_Finish`."""
     evaluation, product = started.evaluation, started.product
     now = deps.clock()
-    _mark_running(deps, started)
     with stages.stage("load-spec") as stage:
         mirror, fetched = mirror_with(deps.mirrors, product.repo_url, tip)
         spec, spec_bytes = spec_at(mirror, tip, product.spec_path)
@@ -320,7 +333,7 @@ def _evaluate(
             }
         )
         facts.update({"inputs": inputs.as_dict(), "pins": [list(pin) for pin in before.pins]})
-        holder = _claim(deps, evaluation, fingerprint)
+        holder = _claim(deps, started, fingerprint)
         if holder is not None:
             stage.outcome = "duplicate"
             raise _Finish(
@@ -696,9 +709,15 @@ def _last_merged_policy_version(deps: PipelineDeps, product_id: str) -> int | No
     return row
 
 
-def _start(evaluation_id: int, deps: PipelineDeps) -> _Started | EvaluationResult:
-    """Read what the no-op check needs; nothing is written yet (a no-op writes once, at its
-    end; a real evaluation marks itself running before its first expensive stage)."""
+def _start(
+    evaluation_id: int, deps: PipelineDeps, owner: str | None
+) -> _Started | EvaluationResult:
+    """Claim the evaluation (unless the caller holds its lease) and read what the no-op check
+    needs."""
+    if owner is None:
+        owner = inline_owner()
+        if not ledger.claim(deps.engine, evaluation_id, owner, deps.lease_seconds):
+            return _not_claimed(deps, evaluation_id)
     with session_scope(deps.engine) as session:
         evaluation = session.get(Evaluation, evaluation_id)
         if evaluation is None:
@@ -707,13 +726,14 @@ def _start(evaluation_id: int, deps: PipelineDeps) -> _Started | EvaluationResul
             return EvaluationResult.from_row(evaluation)
         product = session.get(Product, evaluation.product_id)
         if product is None or not product.active:
-            evaluation.status = TERMINAL
-            evaluation.attempts += 1
-            evaluation.outcome = "failed"
-            evaluation.error = f"product {evaluation.product_id} is not registered (removed?)"
-            evaluation.finished_at = utcnow()
-            session.add(evaluation)
+            ledger.fail(
+                session,
+                evaluation_id,
+                f"product {evaluation.product_id} is not registered (removed?)",
+                owner=owner,
+            )
             session.flush()
+            session.refresh(evaluation)
             return EvaluationResult.from_row(evaluation)
         last = session.exec(
             select(Evaluation)
@@ -736,44 +756,44 @@ def _start(evaluation_id: int, deps: PipelineDeps) -> _Started | EvaluationResul
         latest = latest_policy_version(session)
         version = latest if latest is not None else evaluation.policy_set_version
         session.expunge_all()
-        return _Started(evaluation, product, previous, version, evaluation.attempts + 1)
+        return _Started(evaluation, product, previous, version, evaluation.attempts, owner)
 
 
-def _mark_running(deps: PipelineDeps, started: _Started) -> None:
-    """Status running and one more attempt, so a dashboard and a redelivery can tell."""
+def inline_owner() -> str:
+    """A lease owner for an evaluation run inside a command (not by a worker task)."""
+    return f"inline@{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def _not_claimed(deps: PipelineDeps, evaluation_id: int) -> EvaluationResult:
     with session_scope(deps.engine) as session:
-        row = session.get(Evaluation, started.evaluation.id)
-        if row is not None and row.status != TERMINAL:
-            row.status = "running"
-            row.attempts += 1
-            row.started_at = row.started_at or utcnow()
-            session.add(row)
-    started.marked = True
+        row = session.get(Evaluation, evaluation_id)
+        if row is None:
+            raise InputError(f"no evaluation {evaluation_id}")
+        if row.status == TERMINAL:
+            return EvaluationResult.from_row(row)
+        raise InputError(
+            f"evaluation {evaluation_id} is being run by {row.lease_owner} (lease until "
+            f"{row.lease_expires_at:%H:%M:%S} UTC)"
+            if row.lease_expires_at
+            else f"evaluation {evaluation_id} cannot be claimed (attempts: {row.attempts})"
+        )
 
 
-def _claim(deps: PipelineDeps, evaluation: Evaluation, fingerprint: str) -> int | None:
+def _claim(deps: PipelineDeps, started: _Started, fingerprint: str) -> int | None:
     """Take the key (product, window, fingerprint); the holder's id when another has it."""
+    evaluation = started.evaluation
+    assert evaluation.id is not None
 
     def holder() -> int | None:
-        with session_scope(deps.engine) as session:
-            return session.exec(
-                select(Evaluation.id).where(
-                    Evaluation.product_id == evaluation.product_id,
-                    Evaluation.window == evaluation.window,
-                    Evaluation.fingerprint == fingerprint,
-                    Evaluation.id != evaluation.id,
-                )
-            ).first()
+        return ledger.fingerprint_holder(
+            deps.engine, evaluation.id or 0, evaluation.product_id, evaluation.window, fingerprint
+        )
 
     found = holder()
     if found is not None:
         return found
     try:
-        with session_scope(deps.engine) as session:
-            row = session.get(Evaluation, evaluation.id)
-            if row is not None:
-                row.fingerprint = fingerprint
-                session.add(row)
+        ledger.take_fingerprint(deps.engine, evaluation.id, fingerprint, started.owner)
     except IntegrityError:
         return holder()
     return None
@@ -800,52 +820,52 @@ def _finish(
     # a failure did not answer the question: it holds no key, so the same inputs run again
     release = outcome == "failed"
 
-    def write(fingerprint: str | None, release: bool) -> EvaluationResult:
+    def write(fingerprint: str | None) -> EvaluationResult:
+        assert evaluation.id is not None
         with session_scope(deps.engine) as session:
-            row = session.get(Evaluation, evaluation.id)
+            finished = ledger.finish(
+                session,
+                evaluation.id,
+                ledger.Finish(
+                    ledger.Outcome(outcome),
+                    summary,
+                    error,
+                    fingerprint,
+                    spec_commit=tip,
+                    policy_set_version=started.policy_version,
+                    release_fingerprint=release,
+                ),
+                owner=started.owner,
+            )
+            if finished:
+                stages.write_pending(session)
+                session.add(
+                    AuditEntry(
+                        actor="specfleet",
+                        action=f"evaluation.{outcome}",
+                        subject_type="evaluation",
+                        subject_id=str(evaluation.id),
+                        detail={
+                            "product": evaluation.product_id,
+                            "window": evaluation.window,
+                            "trigger": evaluation.trigger,
+                            "merge_request": summary.get("merge_request"),
+                            "error": error[:4000] if error else None,
+                        },
+                    )
+                )
+            session.flush()
+            # not finished: a concurrent delivery finished first, or this one lost its lease
+            row = session.get(Evaluation, evaluation.id, populate_existing=True)
             if row is None:
                 raise InputError(f"evaluation {evaluation.id} disappeared")
-            if row.status == TERMINAL:  # a concurrent delivery finished first
-                return EvaluationResult.from_row(row)
-            stages.write_pending(session)
-            if not started.marked:
-                row.attempts += 1
-                row.started_at = row.started_at or utcnow()
-            row.status = TERMINAL
-            row.outcome = outcome
-            row.summary = summary
-            row.error = error[:4000] if error else None
-            row.finished_at = utcnow()
-            row.spec_commit = tip or row.spec_commit
-            row.policy_set_version = started.policy_version
-            if release:
-                row.fingerprint = None
-            elif fingerprint is not None:
-                row.fingerprint = fingerprint
-            session.add(row)
-            session.add(
-                AuditEntry(
-                    actor="specfleet",
-                    action=f"evaluation.{outcome}",
-                    subject_type="evaluation",
-                    subject_id=str(evaluation.id),
-                    detail={
-                        "product": evaluation.product_id,
-                        "window": evaluation.window,
-                        "trigger": evaluation.trigger,
-                        "merge_request": summary.get("merge_request"),
-                        "error": row.error,
-                    },
-                )
-            )
-            session.flush()
             return EvaluationResult.from_row(row)
 
     try:
-        result = write(None if release else claim, release)
+        result = write(None if release else claim)
     except IntegrityError:
         # another no-op of this window took the same fingerprint meanwhile: keep none
-        result = write(None, release)
+        result = write(None)
     count_evaluation(result.outcome, evaluation.trigger)
     return result
 
@@ -869,17 +889,7 @@ def queue_evaluation(
         product = session.get(Product, product_id)
         if product is None or not product.active:
             raise ProductNotFound(f"no product {product_id!r} is registered")
-        existing = session.exec(
-            select(Evaluation.id)
-            .where(
-                Evaluation.product_id == product_id,
-                Evaluation.window == window,
-                Evaluation.trigger == trigger,
-                col(Evaluation.status).in_(["queued", "running"]),
-            )
-            .order_by(col(Evaluation.id).desc())
-            .limit(1)
-        ).first()
+        existing = ledger.pending_id(session, product_id, window, trigger)
         if existing is not None:
             return existing
         if policy_set_version is None:
@@ -888,18 +898,7 @@ def queue_evaluation(
                 .order_by(col(PolicySetRecord.version).desc())
                 .limit(1)
             ).first()
-        row = Evaluation(
-            product_id=product_id,
-            window=window,
-            trigger=trigger,
-            status="queued",
-            policy_set_version=policy_set_version,
-            queued_at=utcnow(),
-        )
-        session.add(row)
-        session.flush()
-        assert row.id is not None
-        return row.id
+        return ledger.queue(session, product_id, window, trigger, policy_set_version)
 
 
 __all__ = ["OUTCOMES", "EvaluationResult", "queue_evaluation", "run_evaluation"]

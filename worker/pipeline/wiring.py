@@ -52,6 +52,7 @@ def pipeline_deps(settings: Settings, engine: Engine | None = None) -> PipelineD
         work_dir=settings.home / "work",
         # None without SPECFLEET_LLM_BASE_URL: the deterministic remediators alone
         planner=LLMPlanning.from_settings(settings, engine),
+        lease_seconds=settings.lease_seconds,
     )
 
 
