@@ -13,6 +13,7 @@ import json
 import shutil
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -30,7 +31,8 @@ from worker.tasks import paused_check, send_evaluations
 
 pytestmark = [pytest.mark.faults, pytest.mark.postgres, pytest.mark.redis]
 PACK_V1 = Path(__file__).resolve().parents[2] / "policies" / "pack" / "v1"
-RECOVERY_BOUND = 300  # seconds: "recovered within 5 minutes"
+RECOVERY_BOUND = 300
+RecordProperty = Callable[[str, object], None]  # seconds: "recovered within 5 minutes"
 
 
 def done_count(fleet: Fleet, window: str) -> int:
@@ -90,7 +92,9 @@ def assert_exactly_once(
     assert sorted(requests) == sorted(due), "exactly one merge request where one is due"
 
 
-def test_database_outage_of_15_seconds_loses_and_repeats_nothing(fleet: Fleet) -> None:
+def test_database_outage_of_15_seconds_loses_and_repeats_nothing(
+    fleet: Fleet, record_property: RecordProperty
+) -> None:
     """(a) PostgreSQL stops for 15 s in the middle of a 40-product window."""
     window = "2026-W40"
     ids = fleet.enqueue(window)
@@ -102,13 +106,15 @@ def test_database_outage_of_15_seconds_loses_and_repeats_nothing(fleet: Fleet) -
     fleet.servers.postgres.stop("immediate")  # a crash: connections cut mid-transaction
     time.sleep(15)
     fleet.servers.postgres.start()
+    back = time.monotonic()
     wait_done(fleet, window, FLEET_SIZE)
+    record_property("recovery_seconds", round(time.monotonic() - back, 1))
     assert_exactly_once(fleet, window)
 
 
 @pytest.mark.network
 def test_worker_sigkilled_mid_build_is_recovered_within_minutes(
-    fleet: Fleet, tmp_path: Path
+    fleet: Fleet, tmp_path: Path, record_property: RecordProperty
 ) -> None:
     """(b) SIGKILL to a whole worker while it builds: the lease expires, the sweep re-sends
     the evaluation, another worker finishes it with one merge request; the dead worker's
@@ -149,6 +155,7 @@ def test_worker_sigkilled_mid_build_is_recovered_within_minutes(
         fleet.log_files,
     )
     recovered = time.monotonic() - killed_at
+    record_property("recovery_seconds", round(recovered, 1))
     assert_exactly_once(fleet, window, due=frozenset({"slow"}), killed=frozenset({"slow"}))
     row = next(r for r in evaluations(fleet.engine, window) if r.product_id == "slow")
     assert row.outcome == "proposed" and row.attempts == 2, (row.outcome, row.attempts)
@@ -161,7 +168,9 @@ def test_worker_sigkilled_mid_build_is_recovered_within_minutes(
     assert leftovers == [], "the killed worker's build processes were reaped"
 
 
-def test_redis_restart_without_persistence_loses_nothing(fleet: Fleet) -> None:
+def test_redis_restart_without_persistence_loses_nothing(
+    fleet: Fleet, record_property: RecordProperty
+) -> None:
     """(c) Redis killed mid-window and started empty: the sweep re-sends what was lost."""
     window = "2026-W42"
     assert len(fleet.enqueue(window)) == FLEET_SIZE
@@ -170,7 +179,9 @@ def test_redis_restart_without_persistence_loses_nothing(fleet: Fleet) -> None:
     wait_done(fleet, window, 3)
     fleet.servers.redis.kill()
     fleet.servers.redis.start()  # same port, nothing in it
+    back = time.monotonic()
     wait_done(fleet, window, FLEET_SIZE)
+    record_property("recovery_seconds", round(time.monotonic() - back, 1))
     assert_exactly_once(fleet, window)
 
 
