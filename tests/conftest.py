@@ -54,6 +54,7 @@ def fresh_logging() -> Iterator[None]:
     yield
     structlog.reset_defaults()
     structlog.contextvars.clear_contextvars()
+    logging.captureWarnings(False)  # a service configuration routes warnings into logging
     root = logging.getLogger()
     for handler in list(root.handlers):
         if not type(handler).__module__.startswith("_pytest"):
