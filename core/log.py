@@ -268,4 +268,5 @@ def stdout_into_log(settings: Settings, service: str) -> None:
     if not isinstance(sys.stdout, StdoutAsLogLines):
         replacement = StdoutAsLogLines()
         sys.stdout = replacement
-        sys.__stdout__ = replacement  # Celery writes to the original on purpose
+        # Celery writes its banner and shutdown notices to the original on purpose
+        setattr(sys, "__stdout__", replacement)  # noqa: B010  (mypy: a "final" name)
