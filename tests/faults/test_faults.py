@@ -125,7 +125,9 @@ def test_worker_sigkilled_mid_build_is_recovered_within_minutes(
     the evaluation, another worker finishes it with one merge request; the dead worker's
     build processes and scratch directories are cleaned up when a worker starts."""
     window = "2026-W41"
-    slow = footfall_repo(tmp_path / "slow", vulnerable=True, build_sleep=60)
+    slow = footfall_repo(
+        tmp_path / "slow", vulnerable=True, build_sleep=20, max_build_seconds=120
+    )
     register(fleet.engine, {"slow": slow})
     ids = fleet.enqueue(window)
     assert len(ids) == FLEET_SIZE + 1
