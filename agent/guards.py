@@ -38,6 +38,7 @@ from agent.edits import EditMiss, apply_search_replace
 from agent.plan import AmendmentDraft, Edit, Plan
 from agent.sanitise import BIDI_CONTROLS, INVISIBLE
 from core.secrets import find_secret_shapes
+from core.spec.amendment_text import append_amendment as append_amendment_text
 from core.spec.loader import check_spec_bytes
 
 SPEC_PATH = "dataproduct.yaml"
@@ -266,22 +267,7 @@ def append_amendment(spec_text: str, draft: AmendmentDraft, today: dt.date) -> s
         "change": draft.change,
         "why": draft.why,
     }
-    block = yaml.safe_dump([entry], sort_keys=False, allow_unicode=True, width=96)
-    indented = "".join(f"  {line}" for line in block.splitlines(keepends=True))
-    lines = spec_text.splitlines(keepends=True)
-    if lines and not lines[-1].endswith("\n"):
-        lines[-1] += "\n"
-    top = [i for i, line in enumerate(lines) if re.match(r"^[A-Za-z_][\w-]*\s*:", line)]
-    heading = next((i for i in top if lines[i].startswith("amendments:")), None)
-    if heading is None:
-        return "".join(lines) + "\namendments:\n" + indented
-    if lines[heading].strip() in ("amendments: []", "amendments:[]"):
-        lines[heading] = "amendments:\n"
-    following = [i for i in top if i > heading]
-    insert_at = following[0] if following else len(lines)
-    while insert_at > heading + 1 and not lines[insert_at - 1].strip():
-        insert_at -= 1
-    return "".join(lines[:insert_at]) + indented + "".join(lines[insert_at:])
+    return append_amendment_text(spec_text, entry)[0]
 
 
 # --- the whole plan -----------------------------------------------------------------------

@@ -208,7 +208,7 @@ def full_evaluation_seconds(root: Path) -> float:
     this process against PyPI (network), the same code a worker runs."""
     from tests.worker.fleet import footfall_repo
     from worker.pipeline import queue_evaluation, run_evaluation
-    from worker.pipeline.wiring import pipeline_deps
+    from worker.wiring import pipeline_deps
 
     settings = Settings(home=root / "full-home", advisory_dir=ADVISORIES)
     engine = make_engine(settings.resolved_database_url)

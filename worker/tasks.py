@@ -77,7 +77,7 @@ class ProcessResources:
     @property
     def deps(self) -> Any:
         if self._deps is None:
-            from worker.pipeline.wiring import pipeline_deps
+            from worker.wiring import pipeline_deps
 
             self._deps = pipeline_deps(self.settings)
         return self._deps

@@ -1,10 +1,12 @@
-"""Prompt text shipped as package data; ``PROMPT_VERSION`` enters evaluation fingerprints."""
+"""Prompt text shipped as package data.
+
+Its content (with the modules that assemble prompts) is hashed into every evaluation's
+fingerprint (``worker.pipeline.llm_plan.prompt_digest``): editing a prompt needs no version bump.
+"""
 
 from __future__ import annotations
 
 from importlib.resources import files
-
-PROMPT_VERSION = "agent-1"
 
 
 def instructions() -> str:

@@ -107,6 +107,56 @@ def test_policy_publish_queues_and_dispatches(engine: Engine) -> None:
     ]
 
 
+def test_pause_mid_publication_fan_out_holds_the_remaining_batches(engine: Engine) -> None:
+    """A pause landing during a publication's fan-out: every affected product is still recorded
+    as queued (the sweep sends them on resume), nothing after the pause is sent."""
+    from scheduler.pause import fleet_paused, pause_fleet
+
+    ids = register(engine, 25)
+    recorder = Recorder(engine)
+
+    def send_then_pause(batch: Sequence[int]) -> None:
+        recorder(batch)
+        pause_fleet(engine, "ops@example.com", "incident")
+
+    queued = queue_policy_evaluations(
+        engine,
+        ids,
+        9,
+        dt.date(2026, 11, 25),
+        send_then_pause,
+        pause_check=lambda: fleet_paused(engine) is not None,
+    )
+    assert queued == 25
+    assert [len(batch) for batch in recorder.batches] == [25]  # one batch of DEFAULT_BATCH
+    rows = window_rows(engine, "2026-W48")
+    assert len(rows) == 25 and {row.status for row in rows} == {"queued"}
+
+
+def test_paused_window_fan_out_sends_nothing_after_the_pause(engine: Engine) -> None:
+    """A window fan-out of 3 batches paused after the first: 1 batch sent, all 25 recorded."""
+    from scheduler.pause import fleet_paused, pause_fleet
+
+    register(engine, 25)
+    recorder = Recorder(engine)
+
+    def send_then_pause(batch: Sequence[int]) -> None:
+        recorder(batch)
+        pause_fleet(engine, "ops@example.com", "incident")
+
+    result = fan_out_window(
+        engine,
+        SCHEDULE,
+        "2026-W48",
+        None,
+        send_then_pause,
+        batch_size=10,
+        pause_check=lambda: fleet_paused(engine) is not None,
+    )
+    assert [len(batch) for batch in recorder.batches] == [10]
+    assert len(result.queued) == 25
+
+
 def test_two_schedulers_with_the_window_lock_queue_each_product_once(
     engine: Engine, specfleet_home: object
 ) -> None:

@@ -84,3 +84,27 @@ def test_run_window_refuses_while_the_fleet_is_paused(
     assert "paused by ops@example.com" in result.stderr and "incident 42" in result.stderr
     assert "specfleet fleet resume" in result.stderr
     assert evaluations(engine) == []
+
+
+def test_run_window_with_the_database_down_says_so_in_one_line(cli: CLI) -> None:
+    """PostgreSQL unreachable: exit 2 and one line naming the database, no traceback."""
+    down = {"SPECFLEET_DATABASE_URL": "postgresql+psycopg://nobody@127.0.0.1:9/none"}
+    result = cli("run-window", "--window", "2026-W48", env=down)
+    assert result.returncode == 2
+    assert "cannot reach the database" in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+
+
+def test_run_window_with_the_broker_down_says_so_in_one_line(
+    cli: CLI, tmp_path: Path, specfleet_home: Path
+) -> None:
+    """Redis unreachable: exit 2 and one line naming the broker, no traceback."""
+    engine = make_engine(get_settings().resolved_database_url)
+    ensure_schema(engine)
+    register(engine, {"footfall": footfall_repo(tmp_path / "footfall")})
+    result = cli(
+        "run-window", "--window", "2026-W48", env={"SPECFLEET_REDIS_URL": "redis://127.0.0.1:9/0"}
+    )
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "cannot reach the broker" in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout

@@ -200,3 +200,25 @@ def test_a_worker_sees_advisories_added_to_its_directory(tmp_path: Path) -> None
     shutil.copytree(EXAMPLES / "advisories" / "vulns" / "pyarrow", directory / "vulns" / "pyarrow")
     found = source.advisories_for([pin])[pin]  # type: ignore[index]
     assert "PYSEC-2023-238" in [advisory.id for advisory in found]
+
+
+def test_editing_a_prompt_template_changes_the_planner_identity(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The fingerprint's planner part hashes the prompt files themselves: an edited prompt
+    re-evaluates the fleet without a hand-kept version string."""
+    from worker.pipeline import llm_plan
+
+    package = tmp_path / "fake_prompts"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "instructions.md").write_text("Propose the best implementation.\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(llm_plan, "PROMPT_SOURCES", ("fake_prompts",))
+    llm_plan.prompt_digest.cache_clear()
+    before = llm_plan.prompt_digest()
+    assert before == llm_plan.prompt_digest()
+    (package / "instructions.md").write_text("Propose the smallest implementation.\n")
+    llm_plan.prompt_digest.cache_clear()
+    assert llm_plan.prompt_digest() != before
+    llm_plan.prompt_digest.cache_clear()

@@ -74,7 +74,7 @@ def amend(
         if not now:
             _enqueue(queued.evaluation_id, queued.request_id, product)
             return
-        from worker.pipeline.wiring import pipeline_deps
+        from worker.wiring import pipeline_deps
 
         deps = pipeline_deps(wired.settings, engine=wired.engine)
         with console.status(f"amending {escape(product)}: drafting, implementing, verifying …"):

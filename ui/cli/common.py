@@ -39,8 +39,8 @@ from core.errors import (
     SpecMissing,
 )
 from core.git import MirrorCache
-from core.health.advisories import AdvisorySource, OsvDirectory, PipAuditSource
-from core.health.releases import DiskFactsCache, FactsCache, IndexClient, RedisFactsCache
+from core.health.advisories import AdvisorySource
+from core.health.releases import IndexClient
 from core.log import configure_logging
 from core.settings import Settings, get_settings
 
@@ -104,39 +104,18 @@ class Wiring:
         return MirrorCache(self.settings.mirrors_dir, self.settings.git_timeout_seconds)
 
     def index_client(self, url: str | None = None) -> IndexClient:
-        """Release facts, cached in Redis when fleet mode configures it, else on disk."""
-        cache: FactsCache
-        if self.settings.redis_url:
-            import redis
+        """Release facts (one wiring for workers and commands: worker.pipeline.wiring)."""
+        from worker.wiring import index_client
 
-            cache = RedisFactsCache(redis.Redis.from_url(self.settings.redis_url))
-        else:
-            cache = DiskFactsCache(self.settings.cache_dir / "index")
-        return IndexClient(
-            url or self.settings.index_url,
-            cache=cache,
-            ttl_seconds=self.settings.index_cache_hours * 3600,
-        )
+        return index_client(self.settings, url)
 
     def advisory_source(
         self, directory: Path | None = None, pip_audit: bool = False, osv_url: str | None = None
     ) -> AdvisorySource:
         """The configured advisory source; explicit arguments win over settings."""
-        use_pip_audit = pip_audit or (
-            directory is None and self.settings.advisory_source == "pip-audit"
-        )
-        if use_pip_audit:
-            return PipAuditSource(
-                osv_url=osv_url or self.settings.osv_url,
-                cache_dir=self.settings.cache_dir / "pip-audit",
-            )
-        chosen = directory or self.settings.advisory_dir
-        if chosen is None:
-            raise ConfigurationError(
-                "no advisory source: set SPECFLEET_ADVISORY_DIR to an OSV advisory directory "
-                "(or pass --advisories DIR), or use pip-audit (--pip-audit)"
-            )
-        return OsvDirectory(chosen)
+        from worker.wiring import advisory_source
+
+        return advisory_source(self.settings, directory, pip_audit, osv_url, refreshing=False)
 
 
 def wiring() -> Wiring:

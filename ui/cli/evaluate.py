@@ -61,7 +61,7 @@ def evaluate(
         fail(f"--trigger {trigger!r}: expected one of {', '.join(TRIGGERS)}", EXIT_USAGE)
     # imported here: the pipeline pulls in the verification stack
     from worker.pipeline import queue_evaluation, run_evaluation
-    from worker.pipeline.wiring import pipeline_deps
+    from worker.wiring import pipeline_deps
 
     chosen = window or iso_week(dt.date.today())
     with reported_errors():

@@ -168,6 +168,32 @@ def run_window(
     """Queue a window's due evaluations, wait for them with a progress bar, show the results."""
     if window is not None and not WINDOW_PATTERN.match(window):
         fail(f"--window {window!r} is not an ISO week such as 2026-W48", EXIT_USAGE)
+    with services_reachable():
+        _run_window(window, wait, in_process)
+
+
+@contextmanager
+def services_reachable() -> Iterator[None]:
+    """The database or the broker down: one line naming which and why, exit 2 (no traceback)."""
+    from kombu.exceptions import OperationalError as BrokerError
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import TimeoutError as RedisTimeoutError
+    from sqlalchemy.exc import DBAPIError
+
+    try:
+        yield
+    except DBAPIError as error:
+        fail(f"cannot reach the database: {_first_line(error.orig or error)}", EXIT_USAGE)
+    except (BrokerError, RedisConnectionError, RedisTimeoutError, ConnectionError) as error:
+        fail(f"cannot reach the broker (Redis): {_first_line(error)}", EXIT_USAGE)
+
+
+def _first_line(error: object) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def _run_window(window: str | None, wait: bool, in_process: bool | None) -> None:
     with reported_errors():
         wired = wiring()
         settings = wired.settings

@@ -11,8 +11,9 @@ The contract::
         window: InputError.
 
     run_evaluation(evaluation_id, deps: PipelineDeps) -> EvaluationResult
-        Loads the row (queued or running; ``attempts`` + 1), runs the stages and always
-        ends with the row in status ``done`` and an ``outcome``:
+        Claims the row through the ledger (or runs under the lease ``owner`` a worker task
+        holds), runs the stages and always ends with the row in state ``done`` and an
+        ``outcome`` (``core.db.ledger.Outcome``):
 
         no-op        the fingerprint equals the last answered evaluation's (nothing cloned,
                      scanned or asked of an LLM), or another evaluation of this window
@@ -33,16 +34,23 @@ The contract::
         ``core.errors.ForgeTransientError`` and ``core.errors.DatabaseError`` (the row then
         stays ``running`` and the next delivery continues it).
 
-    worker.pipeline.wiring.pipeline_deps(settings) -> PipelineDeps
+    worker.wiring.pipeline_deps(settings) -> PipelineDeps
         The collaborators from settings: engine, mirror cache, index client, advisory
         source, forge per product, environment cache, planner (None: deterministic
         remediators only), clock.
 
-Stages (each a module here, each recorded as a StageResult row with its duration):
+Stages (``run.STAGES``: small functions over one typed ``EvaluationContext``, each recorded
+as a StageResult row with its duration, each returning None to go on or an ``Ending``):
 fetch (remote branch tip) → fingerprint (no-op?) → load-spec (mirror, spec at the tip) →
-assess (export, health, policy findings, compliance rows; the fingerprint key is claimed)
-→ plan → apply (candidate commit, amendment) → verify → publish → record (the row, the
-stages and an audit entry).
+assess (export, health, policy findings, compliance rows; the fingerprint key is taken) →
+plan (the deterministic remediators' change: the first candidate) → draft (an owner's
+amendment, LLM only) → produce (the agent's loop from that candidate when an LLM is
+configured, else the deterministic commit) → verify (the gate; the loop verified and repaired
+its own) → judge → publish → record (the row through ``core.db.ledger``, the stages and an
+audit entry, one transaction).
+
+Every log line of an evaluation carries evaluation_id, product, window, trigger and stage
+(structlog context variables bound by the runner; the task adds task_id).
 """
 
 from worker.pipeline.deps import PipelineDeps, Planner

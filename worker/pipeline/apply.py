@@ -17,25 +17,21 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import os
-import re
 import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from agent.remediators.dependencies import Upgrade, apply_proposal
 from core.errors import InputError, RepositoryError
 from core.git import GIT_ENV
 from core.secrets import redact_text
 from core.spec import Spec, check_spec_bytes
+from core.spec.amendment_text import append_amendment
 from worker.pipeline.assess import Assessment
 from worker.pipeline.plan import Plan
 
-TOP_LEVEL_KEY = re.compile(r"^[^\s#]")
-AMENDMENTS_KEY = re.compile(r"^amendments:[ \t]*(#.*)?$", re.MULTILINE)
 MAX_WHY = 1200
 IDENTITY = {"name": "specfleet", "email": "specfleet@localhost"}
 
@@ -98,39 +94,6 @@ def amendment_item(
         "change": (f"Upgraded {moved} in {files}. Outputs, requirements and tests are unchanged."),
         "why": reasons,
     }
-
-
-def append_amendment(text: str, item: dict[str, Any]) -> tuple[str, str]:
-    """``text`` with ``item`` appended to its ``amendments`` list; (new text, appended YAML).
-
-    A text edit, not a YAML round trip: the owner's comments, order and folding stay as
-    they were.
-    """
-    rendered = yaml.safe_dump([item], sort_keys=False, allow_unicode=True, width=96)
-    lines = text.splitlines(keepends=True)
-    match = AMENDMENTS_KEY.search(text)
-    if match is None:
-        block = "".join("  " + line for line in rendered.splitlines(keepends=True))
-        prefix = text if text.endswith("\n") or not text else text + "\n"
-        return f"{prefix}\namendments:\n{block}", block
-    start = text[: match.start()].count("\n")  # line index of "amendments:"
-    end = start + 1
-    while end < len(lines) and not TOP_LEVEL_KEY.match(lines[end]):
-        end += 1
-    last = end  # insert after the block's last non-blank line
-    while last > start + 1 and not lines[last - 1].strip():
-        last -= 1
-    indent = "  "
-    for line in lines[start + 1 : end]:
-        found = re.match(r"^(\s*)- ", line)
-        if found:
-            indent = found.group(1)
-            break
-    block = "".join(indent + line for line in rendered.splitlines(keepends=True))
-    before = "".join(lines[:last])
-    if before and not before.endswith("\n"):
-        before += "\n"
-    return before + block + "".join(lines[last:]), block
 
 
 def build_candidate(

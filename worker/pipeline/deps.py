@@ -1,6 +1,6 @@
 """What the pipeline needs from the outside world, passed in as one value.
 
-Entry points build it (``worker.pipeline.wiring.pipeline_deps`` from settings; tests build
+Entry points build it (``worker.wiring.pipeline_deps`` from settings; tests build
 their own), so no stage decides which backend runs (DESIGN.md section 9.5).
 """
 
@@ -10,7 +10,7 @@ import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from sqlalchemy import Engine
 
@@ -21,6 +21,10 @@ from core.health.advisories import AdvisorySource
 from core.health.releases import IndexClient
 from worker.verify.environments import EnvironmentCache
 from worker.verify.results import SideResultCache
+
+if TYPE_CHECKING:
+    from policies.store import PolicySet
+    from worker.pipeline.llm_plan import LLMPlanning
 
 
 class Planner(Protocol):
@@ -48,11 +52,11 @@ class PipelineDeps:
     environments: EnvironmentCache
     work_dir: Path
     results: SideResultCache | None = None  # reuse a side's evidence within a window
-    planner: Planner | None = None  # None: deterministic remediators only
+    planner: LLMPlanning | None = None  # None: deterministic remediators only
     clock: Callable[[], dt.datetime] = utc_now
     lease_seconds: float = 120.0  # an evaluation claimed in-process (core.db.ledger.claim)
     # policy sets are immutable: each version is loaded once per process
-    policy_cache: dict[int, Any] = field(default_factory=dict)
+    policy_cache: dict[int, PolicySet] = field(default_factory=dict)
 
     @property
     def planner_identity(self) -> str:

@@ -12,7 +12,10 @@ product's budget. The chosen candidate directory is then committed like any othe
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import importlib.util
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -51,8 +54,35 @@ from worker.pipeline.deps import PipelineDeps
 from worker.pipeline.plan import LLMUsage, Plan
 from worker.verify.gate import Verdict, verify
 
-PROMPT_VERSION = "plan-v1"
 MAX_FEEDBACK = 12_000
+# What the LLM is told lives in these: the prompt files shipped with the agent and the modules
+# that assemble the planning and drafting prompts. Their digest enters every fingerprint, so an
+# edited prompt re-evaluates the fleet without anyone remembering to bump a version string.
+PROMPT_SOURCES = ("agent.prompts", "agent.context", "agent.amend")
+
+
+@lru_cache(maxsize=1)
+def prompt_digest() -> str:
+    """A digest of the prompt templates (files and assembling code), 16 hex digits."""
+    digest = hashlib.sha256()
+    for name in PROMPT_SOURCES:
+        spec = importlib.util.find_spec(name)
+        if spec is None or spec.origin is None:
+            raise RuntimeError(f"the prompt module {name} is not installed")
+        origin = Path(spec.origin)
+        paths = (
+            sorted(
+                p
+                for p in origin.parent.iterdir()
+                if p.is_file() and p.suffix in (".py", ".md", ".txt")
+            )
+            if origin.name == "__init__.py"
+            else [origin]
+        )
+        for path in paths:
+            digest.update(f"{name}/{path.name}\0".encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
 
 
 @dataclass
@@ -68,7 +98,7 @@ class LLMPlanning:
 
     @property
     def identity(self) -> str:
-        return f"llm:{self.planner.model}:{PROMPT_VERSION}"
+        return f"llm:{self.planner.model}:prompts-{prompt_digest()}"
 
     @classmethod
     def from_settings(cls, settings: Settings, engine: Engine) -> LLMPlanning | None:

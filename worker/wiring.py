@@ -1,0 +1,158 @@
+"""Which backends run, decided from settings: the only place that does.
+
+Workers (``worker/tasks.py``) and commands (``ui/cli/common.py``) both get their adapters here:
+the database engine, the forge per product, the index client, the advisory source, the LLM
+planner and the verifier's caches (:func:`pipeline_deps`). Imports of the heavy parts (the
+pipeline, the verifier, the agent) happen inside the functions that need them, so a command
+asking only for an advisory source stays quick to start.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from sqlalchemy import Engine
+
+from core.db import Product, ensure_schema, make_engine
+from core.errors import ConfigurationError
+from core.forges.interface import Forge
+from core.git import MirrorCache
+from core.health.advisories import (
+    Advisory,
+    AdvisorySource,
+    OsvDirectory,
+    PackageVersion,
+    PipAuditSource,
+)
+from core.health.releases import DiskFactsCache, FactsCache, IndexClient, RedisFactsCache
+from core.settings import Settings
+
+if TYPE_CHECKING:
+    from worker.pipeline.deps import PipelineDeps
+
+
+def pipeline_deps(settings: Settings, engine: Engine | None = None) -> PipelineDeps:
+    """Everything the pipeline needs, built once per worker process."""
+    from worker.pipeline.deps import PipelineDeps
+    from worker.pipeline.llm_plan import LLMPlanning
+    from worker.verify.environments import EnvironmentCache
+    from worker.verify.results import SideResultCache
+
+    if engine is None:
+        engine = make_engine(settings.resolved_database_url)
+        ensure_schema(engine)
+    forges: dict[str, Forge] = {}
+
+    def forge_for(product: Product) -> Forge:
+        name = product.forge or "local"
+        if name not in forges:
+            forges[name] = _forge(name, settings, engine)
+        return forges[name]
+
+    return PipelineDeps(
+        engine=engine,
+        mirrors=MirrorCache(settings.mirrors_dir, settings.git_timeout_seconds),
+        index=index_client(settings),
+        advisories=advisory_source(settings),
+        forge_for=forge_for,
+        environments=EnvironmentCache(settings.cache_dir / "environments"),
+        results=SideResultCache(settings.cache_dir / "verifications"),
+        work_dir=settings.home / "work",
+        # None without SPECFLEET_LLM_BASE_URL: the deterministic remediators alone
+        planner=LLMPlanning.from_settings(settings, engine),
+        lease_seconds=settings.lease_seconds,
+    )
+
+
+def index_client(settings: Settings, url: str | None = None) -> IndexClient:
+    """Release facts from the package index, cached in Redis in fleet mode, else on disk."""
+    cache: FactsCache
+    if settings.redis_url:
+        import redis
+
+        cache = RedisFactsCache(redis.Redis.from_url(settings.redis_url))
+    else:
+        cache = DiskFactsCache(settings.cache_dir / "index")
+    return IndexClient(
+        url or settings.index_url, cache=cache, ttl_seconds=settings.index_cache_hours * 3600
+    )
+
+
+def advisory_source(
+    settings: Settings,
+    directory: Path | None = None,
+    pip_audit: bool = False,
+    osv_url: str | None = None,
+    refreshing: bool = True,
+) -> AdvisorySource:
+    """The configured advisory source; explicit arguments (a command's options) win.
+
+    ``refreshing``: a long-lived worker re-reads an advisory directory every few minutes; a
+    command reads it once.
+    """
+    if pip_audit or (directory is None and settings.advisory_source == "pip-audit"):
+        return PipAuditSource(
+            osv_url=osv_url or settings.osv_url, cache_dir=settings.cache_dir / "pip-audit"
+        )
+    chosen = directory or settings.advisory_dir
+    if chosen is None:
+        raise ConfigurationError(
+            "no advisory source: set SPECFLEET_ADVISORY_DIR to an OSV advisory directory "
+            "(examples/advisories for the examples; a command also takes --advisories DIR) "
+            "or SPECFLEET_ADVISORY_SOURCE=pip-audit (--pip-audit)"
+        )
+    if refreshing:
+        return RefreshingAdvisories(lambda: OsvDirectory(chosen))
+    return OsvDirectory(chosen)
+
+
+class RefreshingAdvisories:
+    """An advisory source re-read every ``ttl_seconds``.
+
+    An :class:`OsvDirectory` caches what it parsed for its lifetime; a worker lives for weeks
+    while its directory is updated (a ``git pull`` of the advisory database), and a stale
+    source would make the weekly no-op check miss a new advisory. Re-reading every few
+    minutes costs a few parses per package, once.
+    """
+
+    def __init__(self, make: Callable[[], AdvisorySource], ttl_seconds: float = 600) -> None:
+        self._make = make
+        self._ttl = ttl_seconds
+        self._lock = threading.Lock()
+        self._source = make()
+        self._born = time.monotonic()
+        self.name = self._source.name
+
+    def advisories_for(
+        self, packages: Sequence[PackageVersion]
+    ) -> Mapping[PackageVersion, Sequence[Advisory]]:
+        with self._lock:
+            if time.monotonic() - self._born > self._ttl:
+                self._source, self._born = self._make(), time.monotonic()
+            source = self._source
+        return source.advisories_for(packages)
+
+
+def _forge(name: str, settings: Settings, engine: Engine) -> Forge:
+    if name == "local":
+        from core.forges.local import LocalForge
+
+        return LocalForge(engine, settings.forge_dir, settings.git_timeout_seconds)
+    if name == "gitlab":
+        if not settings.gitlab_url or settings.gitlab_token is None:
+            raise ConfigurationError(
+                "products on the gitlab forge need SPECFLEET_GITLAB_URL and SPECFLEET_GITLAB_TOKEN"
+            )
+        from core.forges.gitlab import GitLabForge
+
+        return GitLabForge(
+            settings.gitlab_url,
+            settings.gitlab_token,
+            max_retries=settings.gitlab_max_retries,
+            timeout_seconds=settings.gitlab_timeout_seconds,
+        )
+    raise ConfigurationError(f"unknown forge {name!r} (local or gitlab)")
