@@ -125,9 +125,7 @@ def test_worker_sigkilled_mid_build_is_recovered_within_minutes(
     the evaluation, another worker finishes it with one merge request; the dead worker's
     build processes and scratch directories are cleaned up when a worker starts."""
     window = "2026-W41"
-    slow = footfall_repo(
-        tmp_path / "slow", vulnerable=True, build_sleep=20, max_build_seconds=120
-    )
+    slow = footfall_repo(tmp_path / "slow", vulnerable=True, build_sleep=20, max_build_seconds=120)
     register(fleet.engine, {"slow": slow})
     ids = fleet.enqueue(window)
     assert len(ids) == FLEET_SIZE + 1
@@ -192,8 +190,12 @@ def test_redis_restart_without_persistence_loses_nothing(
     assert_exactly_once(fleet, window)
 
 
-def test_the_same_message_delivered_twice_runs_once(fleet: Fleet) -> None:
-    """(d) Every evaluation's message is sent twice: each evaluation runs exactly once."""
+def test_the_same_message_delivered_twice_runs_once_and_every_log_line_names_it(
+    fleet: Fleet,
+) -> None:
+    """(d) Every evaluation's message is sent twice: each evaluation runs exactly once. The
+    workers log JSON (SPECFLEET_LOG_FORMAT=json): every line of an evaluation carries its
+    evaluation_id, product, window, trigger, task_id and stage."""
     window = "2026-W43"
     ids = fleet.enqueue(window)
     app = make_app(get_settings())
@@ -215,6 +217,9 @@ def test_the_same_message_delivered_twice_runs_once(fleet: Fleet) -> None:
         or "already done" in line
     )  # fmt: skip
     assert dropped <= FLEET_SIZE
+    for worker in fleet.workers:
+        worker.stop()  # warm shutdown: its last lines are written too
+    assert_every_log_line_names_its_evaluation(fleet, window)
 
 
 def _queue_empty(fleet: Fleet) -> bool:
@@ -307,14 +312,9 @@ def test_run_window_with_the_database_down_prints_one_line_and_exits_2(fleet: Fl
 CORRELATION = ("evaluation_id", "product", "window", "trigger", "task_id", "stage")
 
 
-def test_every_log_line_of_an_evaluation_carries_its_ids(fleet: Fleet) -> None:
+def assert_every_log_line_names_its_evaluation(fleet: Fleet, window: str) -> None:
     """Workers log JSON only (Celery's lines included), and every line logged while an
     evaluation runs names it: evaluation, product, window, trigger, task and stage."""
-    window = "2026-W45"
-    assert len(fleet.enqueue(window)) == FLEET_SIZE
-    worker = fleet.start_worker()
-    wait_done(fleet, window, FLEET_SIZE)
-    worker.stop()
     lines = [
         line for log in fleet.log_files for line in log.read_text().splitlines() if line.strip()
     ]
