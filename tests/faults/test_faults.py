@@ -167,9 +167,7 @@ def test_worker_sigkilled_mid_build_is_recovered_within_minutes(
     assert recovered < RECOVERY_BOUND
     # the new worker's pool processes reaped the dead ones' scratch space
     assert not any(directory.exists() for directory in dead_owner_dirs)
-    leftovers = subprocess.run(
-        ["pgrep", "-f", "footfall/build.py"], capture_output=True, text=True, check=False
-    ).stdout.split()
+    leftovers = [pid for pid in processes_working_in(owners) if pid not in live_workers(fleet)]
     assert leftovers == [], "the killed worker's build processes were reaped"
 
 
@@ -220,6 +218,33 @@ def test_the_same_message_delivered_twice_runs_once_and_every_log_line_names_it(
     for worker in fleet.workers:
         worker.stop()  # warm shutdown: its last lines are written too
     assert_every_log_line_names_its_evaluation(fleet, window)
+
+
+def processes_working_in(directory: Path) -> list[int]:
+    """Processes whose working directory is under ``directory`` (builds run in scratch)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cwd = (entry / "cwd").resolve(strict=True)
+        except OSError:
+            continue
+        if cwd.is_relative_to(directory.resolve()):
+            found.append(int(entry.name))
+    return found
+
+
+def live_workers(fleet: Fleet) -> set[int]:
+    """The running worker processes' pids and their pool processes' (never counted as
+    leftovers: only builds work inside the scratch space)."""
+    pids = {worker.process.pid for worker in fleet.workers if worker.process is not None}
+    for pid in list(pids):
+        children = subprocess.run(
+            ["pgrep", "-P", str(pid)], capture_output=True, text=True, check=False
+        ).stdout.split()
+        pids.update(int(child) for child in children)
+    return pids
 
 
 def _queue_empty(fleet: Fleet) -> bool:
