@@ -44,8 +44,12 @@ def main() -> int:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as scratch:
         report = Path(scratch) / "faults.xml"
-        command = [sys.executable, "-m", "pytest", "tests/faults", "-q", "-p", "no:cacheprovider",
-                   f"--junitxml={report}"] + (["-k", args.k] if args.k else [])  # fmt: skip
+        command = [
+            sys.executable, "-m", "pytest", "tests/faults", "-q", "-p", "no:cacheprovider",
+            f"--junitxml={report}", "-o", "junit_family=legacy",
+        ]  # fmt: skip
+        if args.k:
+            command += ["-k", args.k]
         started = time.perf_counter()
         run = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=False)
         total = round(time.perf_counter() - started, 1)

@@ -3,7 +3,7 @@
 The servers are this package's own throwaway ones (tests/support/servers.py), whatever
 SPECFLEET_TEST_* says, because the scenarios stop, kill and restart them. Every test gets a
 fresh database on that PostgreSQL and an empty Redis. Test settings (stated here, used by
-every process): a lease of 10 s renewed every ~3 s, a sweep every 5 s that re-sends queued
+every process): a lease of 30 s renewed every 10 s, a sweep every 5 s that re-sends queued
 evaluations unclaimed for 15 s, database outages retried for 90 s before a message is handed
 back.
 """
@@ -34,7 +34,7 @@ from worker.tasks import send_evaluations
 FLEET_SIZE = 40
 SCHEDULE = Schedule.from_config("0 6 * * 1", "UTC")
 TEST_SETTINGS = {
-    "SPECFLEET_LEASE_SECONDS": "10",
+    "SPECFLEET_LEASE_SECONDS": "30",
     "SPECFLEET_SWEEP_SECONDS": "5",
     "SPECFLEET_STALE_AFTER": "15",
     "SPECFLEET_DATABASE_OUTAGE": "90",

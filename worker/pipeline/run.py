@@ -130,6 +130,14 @@ def _run(evaluation_id: int, deps: PipelineDeps, owner: str | None) -> Evaluatio
     if isinstance(started, EvaluationResult):
         return started
     evaluation = started.evaluation
+    ids = {
+        "product": evaluation.product_id,
+        "window": evaluation.window,
+        "trigger": evaluation.trigger,
+    }
+    # bound for the rest of the task too: Celery's own "Task ... succeeded" line comes after
+    # the pipeline returns (the task's after_return clears the context)
+    structlog.contextvars.bind_contextvars(**ids)
     # every line logged while this evaluation runs carries its ids (stage is bound per stage)
     with structlog.contextvars.bound_contextvars(
         product=evaluation.product_id, window=evaluation.window, trigger=evaluation.trigger
