@@ -254,6 +254,13 @@ BENCHMARKS = [
         _generic_rows,
         "each web console page with 1,000 products registered",
     ),
+    Benchmark(
+        "faults",
+        "faults.py",
+        (),
+        _generic_rows,
+        "fault injection on a 40-product fleet: suite time and recovery after each fault",
+    ),
 ]
 
 

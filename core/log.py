@@ -100,7 +100,7 @@ def get_logger(name: str | None = None) -> Any:
     return structlog.get_logger(name) if name else structlog.get_logger()
 
 
-CORRELATION_FIELDS = ("product", "evaluation_id", "window", "task_id")
+CORRELATION_FIELDS = ("product", "evaluation_id", "window", "trigger", "task_id", "stage")
 
 
 class AddService:
@@ -180,18 +180,93 @@ def configure_service_logging(
         root.removeHandler(existing)
     root.addHandler(handler)
     root.setLevel(level)
+    # Python's warnings (DeprecationWarning from a library ...) become log lines of the same
+    # shape instead of raw text on stderr
+    logging.captureWarnings(True)
+    _route_to_root(("celery", "kombu", "amqp", "billiard", "py.warnings"))
+
+
+def _route_to_root(names: Iterable[str]) -> None:
+    """Loggers that libraries configured with handlers of their own write through the root's.
+
+    Celery attaches a plain-text handler to some of its loggers when a worker starts; a line
+    through those would bypass the JSON renderer and the redaction.
+    """
+    for name in names:
+        logger = logging.getLogger(name)
+        for existing in list(logger.handlers):
+            logger.removeHandler(existing)
+        logger.propagate = True
 
 
 @contextmanager
 def bind_evaluation(
-    product: str, evaluation_id: int | None, window: str | None, task_id: str | None = None
+    product: str,
+    evaluation_id: int | None,
+    window: str | None,
+    task_id: str | None = None,
+    trigger: str | None = None,
 ) -> Iterator[None]:
     """Every line logged inside carries the evaluation's correlation fields.
 
     Built on structlog's context variables, so it holds across modules and threads started
     with ``contextvars.copy_context``; the previous bindings come back on exit.
     """
-    with structlog.contextvars.bound_contextvars(
-        product=product, evaluation_id=evaluation_id, window=window, task_id=task_id
-    ):
+    fields: dict[str, Any] = {
+        "product": product,
+        "evaluation_id": evaluation_id,
+        "window": window,
+        "trigger": trigger,
+    }
+    if task_id is not None or "task_id" not in structlog.contextvars.get_contextvars():
+        fields["task_id"] = task_id
+    with structlog.contextvars.bound_contextvars(**fields):
         yield
+
+
+@contextmanager
+def bind_stage(stage: str) -> Iterator[None]:
+    """Every line logged inside names the pipeline stage running (fetch, assess, verify ...)."""
+    with structlog.contextvars.bound_contextvars(stage=stage):
+        yield
+
+
+class StdoutAsLogLines:
+    """A text stream that turns each line written to it into an ``info`` log line.
+
+    Celery prints its start banner and shutdown notices straight to ``sys.__stdout__``; a
+    service logging JSON replaces stdout with this so an aggregator never sees raw text. Log
+    lines themselves go to stderr, so nothing loops back here.
+    """
+
+    def __init__(self, logger_name: str = "specfleet.stdout") -> None:
+        self.logger_name = logger_name
+        self._pending = ""
+
+    def write(self, text: str) -> int:
+        self._pending += text
+        *lines, self._pending = self._pending.split("\n")
+        for line in lines:
+            if line.strip():
+                get_logger(self.logger_name).info(line.rstrip())
+        return len(text)
+
+    def flush(self) -> None:
+        """Lines are logged as they complete; a partial line waits for its end."""
+
+    def isatty(self) -> bool:
+        return False
+
+    def fileno(self) -> int:
+        raise OSError("stdout is redirected into the log")
+
+
+def stdout_into_log(settings: Settings, service: str) -> None:
+    """For a JSON-logging service: raw prints (Celery's banner, shutdown notices) become lines."""
+    if service_log_format(settings, CURRENT_STDERR) != "json":
+        return
+    if not isinstance(sys.stdout, StdoutAsLogLines):
+        replacement = StdoutAsLogLines()
+        sys.stdout = replacement
+        # Celery writes its banner and shutdown notices to the original on purpose
+        setattr(sys, "__stdout__", replacement)  # noqa: B010  (mypy: a "final" name)

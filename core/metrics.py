@@ -144,9 +144,15 @@ BrokerDepth = Callable[[], int | None]
 class FleetCollector(Collector):
     """Gauges computed from the database (and the broker) each time Prometheus scrapes."""
 
-    def __init__(self, engine: Engine, broker_depth: BrokerDepth | None = None) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        broker_depth: BrokerDepth | None = None,
+        workers_seen: BrokerDepth | None = None,
+    ) -> None:
         self.engine = engine
         self.broker_depth = broker_depth
+        self.workers_seen = workers_seen
 
     def describe(self) -> Iterable[Metric]:
         # empty on purpose: describing would make the registry collect (query) at register time
@@ -193,6 +199,32 @@ class FleetCollector(Collector):
             if broker is not None:
                 depth.add_metric(["broker"], broker)
         yield from (up, depth, evaluations, merge_requests)
+        yield from self._state_gauges()
+
+    def _state_gauges(self) -> Iterator[Metric]:
+        """Queue ages, expired leases and workers seen (core.fleetstate); no sample on error."""
+        from core.fleetstate import read_fleet_state
+
+        try:
+            state = read_fleet_state(self.engine, workers_seen=self.workers_seen)
+        except SQLAlchemyError:
+            return
+        figures = (
+            ("oldest_queued_age_seconds", "Age of the oldest queued evaluation (since sent).",
+             state.oldest_queued_seconds or 0.0),
+            ("oldest_running_age_seconds", "Age of the oldest running evaluation (since claimed).",
+             state.oldest_running_seconds or 0.0),
+            ("leases_expired", "Running evaluations whose lease expired (their worker died).",
+             state.leases_expired),
+            ("workers_seen", "Workers that announced themselves within the last minute.",
+             state.workers_seen),
+        )  # fmt: skip
+        for name, description, value in figures:
+            if value is None:
+                continue
+            gauge = GaugeMetricFamily(f"{PREFIX}_{name}", description)
+            gauge.add_metric([], float(value))
+            yield gauge
 
     def _read_database(self) -> tuple[dict[tuple[str, str], int], dict[str, int]]:
         with session_scope(self.engine) as session:
@@ -253,10 +285,15 @@ def process_registry() -> CollectorRegistry:
     return REGISTRY
 
 
-def fleet_registry(engine: Engine, broker_depth: BrokerDepth | None = None) -> CollectorRegistry:
+def fleet_registry(
+    engine: Engine,
+    broker_depth: BrokerDepth | None = None,
+    workers_seen: BrokerDepth | None = None,
+) -> CollectorRegistry:
     """The web process's registry: its own process metrics plus the fleet gauges."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(_Union(process_registry(), FleetCollector(engine, broker_depth)))
+    collector = FleetCollector(engine, broker_depth, workers_seen)
+    registry.register(_Union(process_registry(), collector))
     return registry
 
 
@@ -276,9 +313,13 @@ class MetricsApp:
         await self._app(scope, receive, send)
 
 
-def metrics_asgi_app(engine: Engine, broker_depth: BrokerDepth | None = None) -> MetricsApp:
+def metrics_asgi_app(
+    engine: Engine,
+    broker_depth: BrokerDepth | None = None,
+    workers_seen: BrokerDepth | None = None,
+) -> MetricsApp:
     """The web process's /metrics endpoint: process counters plus the fleet gauges."""
-    return MetricsApp(fleet_registry(engine, broker_depth))
+    return MetricsApp(fleet_registry(engine, broker_depth, workers_seen))
 
 
 def exposition(registry: CollectorRegistry) -> tuple[bytes, str]:
@@ -286,8 +327,11 @@ def exposition(registry: CollectorRegistry) -> tuple[bytes, str]:
     return generate_latest(registry), CONTENT_TYPE_LATEST
 
 
-def start_worker_metrics_server(port: int, address: str = "0.0.0.0") -> None:  # noqa: S104
-    """Serve this worker's process metrics on ``port`` (a daemon thread; idempotent-ish).
+def start_worker_metrics_server(port: int, address: str = "127.0.0.1") -> None:
+    """Serve this worker's process metrics on ``address:port`` (a daemon thread).
+
+    Loopback by default (``SPECFLEET_METRICS_HOST``): metrics name products and failure
+    kinds, and a scraper in the same pod or host needs nothing more.
 
     Call it once in the worker's main process, before the pool forks. In multiprocess mode
     (``PROMETHEUS_MULTIPROC_DIR`` set) every pool child writes its samples to that directory

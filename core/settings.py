@@ -190,6 +190,19 @@ class Settings(BaseSettings):
         "before it is given up.",
     )
 
+    # --- fleet observability and clean-up (issue 18 items 4-5) ---
+    metrics_host: str = Field(
+        default="127.0.0.1",
+        description="Address where `specfleet worker` and `specfleet scheduler` serve "
+        "Prometheus metrics (SPECFLEET_METRICS_PORT); 0.0.0.0 exposes them to the network.",
+    )
+    worker_name: str | None = Field(
+        default=None,
+        max_length=200,
+        description="Celery node name of `specfleet worker` (Celery's %h, %n, %d expand); "
+        "default specfleet-PID@HOSTNAME, unique per process on a host.",
+    )
+
     @field_validator("home")
     @classmethod
     def _absolute_home(cls, value: Path) -> Path:

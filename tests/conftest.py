@@ -1,4 +1,9 @@
-"""Shared fixtures: an isolated SPECFLEET_HOME, real git repositories, SQLite and PostgreSQL."""
+"""Shared fixtures: an isolated SPECFLEET_HOME, real git repositories, SQLite and PostgreSQL.
+
+PostgreSQL and Redis: ``SPECFLEET_TEST_POSTGRES_URL`` / ``SPECFLEET_TEST_REDIS_URL`` name
+existing servers; unset, the session starts its own throwaway ones on free ports the first
+time a test needs them (tests/support/servers.py) and removes them at the end.
+"""
 
 from __future__ import annotations
 
@@ -19,10 +24,10 @@ from sqlalchemy.engine import make_url
 
 from core.db import ensure_schema, make_engine
 from core.settings import get_settings
+from tests.support.servers import ServerUnavailable, ThrowawayPostgres, ThrowawayRedis
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO_ROOT / "examples"
-DEFAULT_POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
 
 @pytest.fixture(autouse=True)
@@ -49,6 +54,7 @@ def fresh_logging() -> Iterator[None]:
     yield
     structlog.reset_defaults()
     structlog.contextvars.clear_contextvars()
+    logging.captureWarnings(False)  # a service configuration routes warnings into logging
     root = logging.getLogger()
     for handler in list(root.handlers):
         if not type(handler).__module__.startswith("_pytest"):
@@ -103,17 +109,64 @@ def commit_files(repo_path: Path, files: dict[str, str], message: str = "change"
     return sha
 
 
-def postgres_admin_url() -> str:
-    return os.environ.get("SPECFLEET_TEST_POSTGRES_URL", DEFAULT_POSTGRES_URL)
+POSTGRES_URL_VARIABLE = "SPECFLEET_TEST_POSTGRES_URL"
+REDIS_URL_VARIABLE = "SPECFLEET_TEST_REDIS_URL"
+
+
+@pytest.fixture(scope="session")
+def postgres_admin_url() -> Iterator[str]:
+    """An administrative URL of the session's PostgreSQL: the configured one, else our own.
+
+    The throwaway server's URL is exported as SPECFLEET_TEST_POSTGRES_URL for the rest of the
+    session, so subprocesses and helpers that read the variable find the same server.
+    """
+    configured = os.environ.get(POSTGRES_URL_VARIABLE)
+    if configured:
+        yield configured
+        return
+    server = ThrowawayPostgres()
+    try:
+        server.start()
+    except ServerUnavailable as error:
+        server.remove()
+        pytest.fail(f"cannot start a throwaway PostgreSQL for the tests: {error}")
+    os.environ[POSTGRES_URL_VARIABLE] = server.admin_url
+    try:
+        yield server.admin_url
+    finally:
+        os.environ.pop(POSTGRES_URL_VARIABLE, None)
+        server.remove()
+
+
+@pytest.fixture(scope="session")
+def redis_session_url() -> Iterator[str]:
+    """The session's Redis: SPECFLEET_TEST_REDIS_URL, else a throwaway server of our own."""
+    configured = os.environ.get(REDIS_URL_VARIABLE)
+    if configured:
+        yield configured
+        return
+    server = ThrowawayRedis()
+    try:
+        server.start()
+    except ServerUnavailable as error:
+        server.remove()
+        pytest.fail(f"cannot start a throwaway Redis for the tests: {error}")
+    url = server.url.rsplit("/", 1)[0] + "/15"
+    os.environ[REDIS_URL_VARIABLE] = url
+    try:
+        yield url
+    finally:
+        os.environ.pop(REDIS_URL_VARIABLE, None)
+        server.remove()
 
 
 @pytest.fixture
-def postgres_url() -> Iterator[str]:
+def postgres_url(postgres_admin_url: str) -> Iterator[str]:
     """A fresh, empty PostgreSQL database for one test, dropped afterwards.
 
-    A missing server fails the test loudly: CI must provide PostgreSQL.
+    An unreachable server fails the test loudly.
     """
-    admin_url = postgres_admin_url()
+    admin_url = postgres_admin_url
     admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
     name = f"specfleet_test_{uuid.uuid4().hex[:12]}"
     try:
@@ -167,15 +220,12 @@ def cli(tmp_path: Path) -> Callable[..., subprocess.CompletedProcess[str]]:
     return run
 
 
-DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/15"
-
-
 @pytest.fixture
-def redis_url() -> str:
-    """The Redis server the tests use; a missing server fails the test loudly."""
+def redis_url(redis_session_url: str) -> str:
+    """The Redis server the tests use; an unreachable server fails the test loudly."""
     import redis
 
-    url = os.environ.get("SPECFLEET_TEST_REDIS_URL", DEFAULT_REDIS_URL)
+    url = redis_session_url
     try:
         redis.Redis.from_url(url, socket_connect_timeout=2).ping()
     except redis.RedisError as error:

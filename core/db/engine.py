@@ -63,6 +63,11 @@ def head_revision() -> str | None:
     return script.get_current_head()
 
 
+def one_line(error: object) -> str:
+    """A driver's message on one line (psycopg adds an indented hint on a second one)."""
+    return " ".join(str(error).split())
+
+
 def current_revision(engine: Engine) -> str | None:
     """The database's revision, or None for a database specfleet never migrated."""
     try:
@@ -74,7 +79,7 @@ def current_revision(engine: Engine) -> str | None:
         # `specfleet db upgrade/status` ask this first: an unreachable server is exit 2, not a
         # traceback
         raise DatabaseError(
-            f"cannot reach the database {safe_url(engine)}: {error.orig}"
+            f"cannot reach the database {safe_url(engine)}: {one_line(error.orig)}"
         ) from error
 
 
@@ -85,7 +90,7 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
     try:
         command.upgrade(alembic_config(engine), revision)
     except OperationalError as error:
-        raise DatabaseError(f"cannot migrate {safe_url(engine)}: {error.orig}") from error
+        raise DatabaseError(f"cannot migrate {safe_url(engine)}: {one_line(error.orig)}") from error
     except SQLAlchemyError as error:
         raise DatabaseError(f"cannot migrate {safe_url(engine)}: {error}") from error
 
@@ -102,7 +107,7 @@ def ensure_schema(engine: Engine) -> None:
         behind = current_revision(engine) != SCHEMA_HEAD
     except OperationalError as error:
         raise DatabaseError(
-            f"cannot reach the database {safe_url(engine)}: {error.orig}"
+            f"cannot reach the database {safe_url(engine)}: {one_line(error.orig)}"
         ) from error
     if behind:
         upgrade(engine)

@@ -184,6 +184,36 @@ def test_fleet_gauges_reflect_database_rows(engine: Engine) -> None:
     assert "specfleet_evaluations_total" in text
 
 
+def test_fleet_gauges_show_queue_ages_expired_leases_and_workers_seen(engine: Engine) -> None:
+    """The gauges `fleet status` shows: oldest queued/running age, expired leases, workers."""
+    import datetime as dt
+
+    from prometheus_client import generate_latest
+
+    now = dt.datetime.now(dt.UTC)
+    with session_scope(engine) as session:
+        session.add(Product(id="orders", name="Orders", repo_url="file:///srv/orders.git"))
+        session.flush()
+        session.add(
+            Evaluation(
+                product_id="orders", window="2026-W40", trigger="weekly", fingerprint="a",
+                status="queued", queued_at=now - dt.timedelta(seconds=600),
+            )
+        )  # fmt: skip
+        session.add(
+            Evaluation(
+                product_id="orders", window="2026-W41", trigger="weekly", fingerprint="b",
+                status="running", claimed_at=now - dt.timedelta(seconds=90),
+                lease_owner="t@host:1", lease_expires_at=now - dt.timedelta(seconds=1),
+            )
+        )  # fmt: skip
+    text = generate_latest(fleet_registry(engine, workers_seen=lambda: 3)).decode()
+    assert 600 <= value(text, "specfleet_oldest_queued_age_seconds") < 900
+    assert 90 <= value(text, "specfleet_oldest_running_age_seconds") < 390
+    assert value(text, "specfleet_leases_expired") == 1
+    assert value(text, "specfleet_workers_seen") == 3
+
+
 def test_unreachable_database_is_a_sample_not_a_failed_scrape() -> None:
     """A scrape while the database is down answers database_up 0 instead of an error."""
     from prometheus_client import generate_latest

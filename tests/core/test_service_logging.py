@@ -15,6 +15,7 @@ from core.db import make_engine, upgrade
 from core.log import (
     CORRELATION_FIELDS,
     bind_evaluation,
+    bind_stage,
     configure_service_logging,
     get_logger,
     service_log_format,
@@ -78,7 +79,10 @@ def test_every_line_of_an_evaluation_is_json_with_correlation_fields(
     stream = io.StringIO()
     configure_service_logging(Settings(), service="worker", stream=stream)
 
-    with bind_evaluation("orders", 17, "2026-W48", task_id="3f1c-task"):
+    with (
+        bind_evaluation("orders", 17, "2026-W48", task_id="3f1c-task", trigger="weekly"),
+        bind_stage("assess"),
+    ):
         run_evaluation(tmp_path)
     get_logger("specfleet.worker").info("idle")
 
@@ -87,12 +91,15 @@ def test_every_line_of_an_evaluation_is_json_with_correlation_fields(
     assert len(inside) >= 6
     assert any(line.get("logger", "").startswith("alembic") for line in inside)
     for line in inside:
-        assert {field: line.get(field) for field in CORRELATION_FIELDS} == {
+        assert {field: line.get(field) for field in CORRELATION_FIELDS if field != "stage"} == {
             "product": "orders",
             "evaluation_id": 17,
             "window": "2026-W48",
+            "trigger": "weekly",
             "task_id": "3f1c-task",
         }, line
+        # the bound stage, unless the line names one itself (a stage's own failure line)
+        assert line["stage"] in ("assess", "fetch"), line
         assert line["service"] == "worker" and line["level"] and line["timestamp"]
     # the bindings end with the evaluation
     assert after["event"] == "idle" and "product" not in after and after["service"] == "worker"

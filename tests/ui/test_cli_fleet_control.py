@@ -78,3 +78,70 @@ def test_unreachable_database_exits_2(cli) -> None:  # type: ignore[no-untyped-d
     )
     assert result.returncode == 2
     assert "error" in result.stderr and "Traceback" not in result.stderr
+
+
+def _status_lines(text: str) -> dict[str, str]:
+    rows = {}
+    for line in text.splitlines():
+        cells = [cell.strip() for cell in line.strip("│ ").split("│")]
+        if len(cells) == 2:
+            rows[cells[0]] = cells[1]
+    return rows
+
+
+def test_status_shows_broker_depth_queue_ages_expired_leases_and_workers(  # type: ignore[no-untyped-def]
+    cli, redis_url: str
+) -> None:
+    """In fleet mode status shows messages in Redis, the oldest queued and running ages, the
+    running evaluations whose lease expired, and the workers that announced themselves."""
+    import datetime as dt
+
+    import redis
+
+    from core.db import ensure_schema
+    from core.fleetstate import announce_worker
+
+    client = redis.Redis.from_url(redis_url)
+    client.flushdb()
+    client.rpush("specfleet", "m1", "m2")
+    engine = make_engine(get_settings().resolved_database_url)
+    ensure_schema(engine)
+    now = dt.datetime.now(dt.UTC)
+    with session_scope(engine) as session:
+        session.add(Product(id="orders", name="Orders", repo_url="file:///srv/orders.git"))
+        session.flush()
+        session.add(
+            Evaluation(
+                product_id="orders", window="2026-W48", trigger="weekly", fingerprint="q",
+                status="queued", queued_at=now - dt.timedelta(minutes=10),
+            )
+        )  # fmt: skip
+        session.add(
+            Evaluation(
+                product_id="orders", window="2026-W47", trigger="weekly", fingerprint="r",
+                status="running", claimed_at=now - dt.timedelta(seconds=30),
+                lease_owner="w1", lease_expires_at=now - dt.timedelta(seconds=5),
+            )
+        )  # fmt: skip
+    stop = announce_worker(redis_url, "specfleet-1@host")
+    try:
+        result = cli("fleet", "status", env={"SPECFLEET_REDIS_URL": redis_url})
+    finally:
+        stop.set()
+    assert result.returncode == 0, result.stderr
+    rows = _status_lines(result.stdout)
+    assert rows["broker depth"] == "2"
+    assert rows["oldest queued"] == "10 min"
+    assert rows["oldest running"].endswith(" s") and 25 <= int(rows["oldest running"][:-2]) < 120
+    assert rows["leases expired"] == "1"
+    assert rows["workers seen (last minute)"] == "1"
+    assert rows["workers holding leases"] == "1"
+    client.flushdb()
+
+
+def test_status_in_embedded_mode_says_the_broker_figures_are_unavailable(cli) -> None:  # type: ignore[no-untyped-def]
+    result = cli("fleet", "status")
+    assert result.returncode == 0, result.stderr
+    rows = _status_lines(result.stdout)
+    assert rows["broker depth"] == "n/a (embedded broker)"
+    assert rows["oldest queued"] == "-" and rows["leases expired"] == "0"

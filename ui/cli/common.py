@@ -23,8 +23,10 @@ from typing import NoReturn
 import typer
 from rich.console import Console
 from sqlalchemy import Engine
+from sqlalchemy.exc import OperationalError
 
 from core.db import ensure_schema, make_engine
+from core.db.engine import one_line
 from core.errors import (
     ConfigurationError,
     DatabaseError,
@@ -80,6 +82,9 @@ def reported_errors() -> Iterator[None]:
         raise typer.Exit(EXIT_INVALID) from None
     except SpecfleetError as error:
         fail(str(error), exit_code_for(error))
+    except OperationalError as error:
+        # the database went away after the command connected: one line, exit 2 (environment)
+        fail(f"cannot reach the database: {one_line(error.orig or error)}", EXIT_USAGE)
 
 
 @dataclass

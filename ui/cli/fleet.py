@@ -69,21 +69,56 @@ def worker(
         fail(f"--pool must be prefork, solo or threads, not {pool!r}", EXIT_USAGE)
     import os
 
-    from core.log import configure_service_logging
+    from core.log import configure_service_logging, stdout_into_log
     from core.metrics import start_worker_metrics_server
+    from worker import reaper
     from worker.tasks import SERVICE_ENV
 
     with reported_errors():
         settings = wiring().settings
         os.environ[SERVICE_ENV] = "worker"
         configure_service_logging(settings, service="worker")
+        stdout_into_log(settings, "worker")
+        # build groups and scratch directories of dead workers go; pool processes register
+        reaper.reap(settings.home / "work" / reaper.OWNERS)
+        reaper.connect_celery_signals()
+        node = worker_node_name(settings.worker_name, os.getpid())
+        _announce(settings, node)
         if settings.metrics_port:
-            start_worker_metrics_server(settings.metrics_port)
+            start_worker_metrics_server(settings.metrics_port, settings.metrics_host)
         app = _app(settings)
-    argv = ["worker", f"--pool={pool}", f"--loglevel={loglevel}", "--without-gossip"]
+    argv = [
+        "worker",
+        f"--pool={pool}",
+        f"--loglevel={loglevel}",
+        "--without-gossip",
+        f"--hostname={node}",
+    ]
     if concurrency is not None:
         argv.append(f"--concurrency={concurrency}")
     app.worker_main(argv)
+
+
+def worker_node_name(configured: str | None, pid: int) -> str:
+    """The worker's Celery node name: the configured one, else one unique per process.
+
+    Celery's default, ``celery@HOST``, is the same for two workers on one host (or two pods
+    with one hostname), and its remote control then confuses them; the pid tells them apart.
+    Celery expands ``%h`` (hostname), ``%n`` and ``%d`` itself.
+    """
+    return configured or f"specfleet-{pid}@%h"
+
+
+def _announce(settings: Settings, node: str) -> None:
+    """Count this worker in `fleet status` and the workers_seen gauge (Redis brokers only)."""
+    from celery.utils.nodenames import host_format
+
+    from core.fleetstate import announce_worker
+    from worker.app import broker_urls
+
+    broker = broker_urls(settings)[0]
+    if broker.startswith(("redis://", "rediss://")):
+        announce_worker(broker, host_format(node))
 
 
 def scheduler(
@@ -92,7 +127,7 @@ def scheduler(
     """Run the scheduler (Celery beat): the weekly window, MR tracking, lost-message sweeps."""
     import os
 
-    from core.log import configure_service_logging
+    from core.log import configure_service_logging, stdout_into_log
     from core.metrics import start_worker_metrics_server
     from worker.tasks import SERVICE_ENV
 
@@ -100,8 +135,9 @@ def scheduler(
         settings = wiring().settings
         os.environ[SERVICE_ENV] = "scheduler"
         configure_service_logging(settings, service="scheduler")
+        stdout_into_log(settings, "scheduler")
         if settings.metrics_port:
-            start_worker_metrics_server(settings.metrics_port)
+            start_worker_metrics_server(settings.metrics_port, settings.metrics_host)
         app = _app(settings)
         settings.home.mkdir(parents=True, exist_ok=True)
     app.start(

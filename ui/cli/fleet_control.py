@@ -16,7 +16,9 @@ from sqlalchemy import Engine
 from sqlmodel import col, func, select
 
 from core.db import Evaluation, MergeRequest, Product, session_scope
+from core.fleetstate import FleetState, Probe, format_age, read_fleet_state, redis_workers_seen
 from core.registry import utc_text
+from core.settings import Settings
 from scheduler.pause import Pause, fleet_paused, pause_fleet, resume_fleet
 from ui.cli.common import console, current_actor, reported_errors, wiring
 
@@ -78,17 +80,47 @@ def _counts(engine: Engine) -> dict[str, int]:
     }
 
 
+def _probes(settings: Settings) -> tuple[Probe | None, Probe | None]:
+    """(broker depth, workers seen) when the broker is Redis; embedded mode has neither."""
+    from core.metrics import redis_queue_depth
+    from worker.app import broker_urls
+
+    broker = broker_urls(settings)[0]
+    if not broker.startswith(("redis://", "rediss://")):
+        return None, None
+    return redis_queue_depth(broker), redis_workers_seen(broker)
+
+
+def _state_rows(state: FleetState) -> list[tuple[str, str]]:
+    unknown = "n/a (embedded broker)"
+    return [
+        ("broker depth", unknown if state.broker_depth is None else str(state.broker_depth)),
+        ("oldest queued", format_age(state.oldest_queued_seconds)),
+        ("oldest running", format_age(state.oldest_running_seconds)),
+        ("leases expired", str(state.leases_expired)),
+        (
+            "workers seen (last minute)",
+            unknown if state.workers_seen is None else str(state.workers_seen),
+        ),
+        ("workers holding leases", str(state.lease_owners)),
+    ]
+
+
 @app.command()
 def status() -> None:
-    """Whether the fleet is paused (by whom, why) and how much work is in flight."""
+    """Whether the fleet is paused, how much work is in flight, queue ages, workers seen."""
     with reported_errors():
-        engine = wiring().engine
+        wired = wiring()
+        engine = wired.engine
         current = fleet_paused(engine)
         counts = _counts(engine)
+        state = read_fleet_state(engine, *_probes(wired.settings))
     table = Table(title="fleet", show_header=False)
     table.add_column("what")
     table.add_column("value")
     table.add_row("state", "[bold]paused[/] " + _describe(current) if current else "running")
     for name, count in counts.items():
         table.add_row(name, str(count))
+    for name, value in _state_rows(state):
+        table.add_row(name, value)
     console.print(table)

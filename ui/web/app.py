@@ -79,13 +79,17 @@ def create_app(settings: Settings) -> FastAPI:
         app.include_router(router, include_in_schema=False)
     app.include_router(api.router, prefix=API_PREFIX)
 
+    from core.fleetstate import redis_workers_seen
     from core.metrics import metrics_asgi_app, redis_queue_depth
 
+    redis_url = settings.broker_url or settings.redis_url
     # a route, not a mount: a mount would redirect /metrics to /metrics/
     app.add_route(
         "/metrics",
         metrics_asgi_app(  # type: ignore[arg-type]  # an ASGI app: Starlette routes accept it
-            engine, redis_queue_depth(settings.redis_url) if settings.redis_url else None
+            engine,
+            redis_queue_depth(redis_url) if redis_url else None,
+            redis_workers_seen(redis_url) if redis_url else None,
         ),
         include_in_schema=False,
     )

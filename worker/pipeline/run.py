@@ -45,6 +45,7 @@ from worker.pipeline.context import Ending, EvaluationContext, Stage, Summary
 from worker.pipeline.deps import PipelineDeps
 from worker.pipeline.fingerprint import PreviousEvaluation
 from worker.pipeline.record import StageLog
+from worker.reaper import scratch_root
 
 log = get_logger(__name__)
 
@@ -129,6 +130,14 @@ def _run(evaluation_id: int, deps: PipelineDeps, owner: str | None) -> Evaluatio
     if isinstance(started, EvaluationResult):
         return started
     evaluation = started.evaluation
+    ids = {
+        "product": evaluation.product_id,
+        "window": evaluation.window,
+        "trigger": evaluation.trigger,
+    }
+    # bound for the rest of the task too: Celery's own "Task ... succeeded" line comes after
+    # the pipeline returns (the task's after_return clears the context)
+    structlog.contextvars.bind_contextvars(**ids)
     # every line logged while this evaluation runs carries its ids (stage is bound per stage)
     with structlog.contextvars.bound_contextvars(
         product=evaluation.product_id, window=evaluation.window, trigger=evaluation.trigger
@@ -185,7 +194,9 @@ def failure(ctx: EvaluationContext, error: Exception) -> Ending:
 @contextmanager
 def _scratch(deps: PipelineDeps) -> Iterator[Path]:
     deps.work_dir.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="specfleet-eval-", dir=deps.work_dir) as scratch:
+    # a worker's scratch lives under its owner directory, reaped if the worker dies
+    scratch_parent = scratch_root(deps.work_dir)
+    with tempfile.TemporaryDirectory(prefix="specfleet-eval-", dir=scratch_parent) as scratch:
         yield Path(scratch)
 
 

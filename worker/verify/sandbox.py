@@ -58,6 +58,7 @@ from xml.parsers import expat
 
 from core.errors import VerificationError
 from core.log import get_logger
+from worker.reaper import die_with_parent, forget_group, record_group
 from worker.verify.environments import ProductEnvironment
 from worker.verify.model import RunResult, SandboxKind, TestCase, TestOutcome, TestSummary
 
@@ -402,6 +403,7 @@ def _limits(memory_mb: int) -> Callable[[], None]:
         # runs in the child between fork and exec: only system calls, no locks taken
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # no core files in the worktree
+        die_with_parent()  # a SIGKILLed worker takes its build with it (worker/reaper.py)
 
     return apply
 
@@ -449,6 +451,7 @@ def _run(
         return outcome
     except OSError as error:
         raise VerificationError(f"cannot start {command!r}: {error}") from error
+    record_group(process.pid)  # killed by the reaper if this worker dies mid-run
     assert process.stdout is not None and process.stderr is not None
     readers = [_reader(process.stdout, stdout), _reader(process.stderr, stderr)]
     try:
@@ -467,6 +470,8 @@ def _run(
         process.wait()
     outcome.duration_seconds = time.perf_counter() - started
     leftovers = not _group_empty(process.pid, DRAIN_SECONDS)
+    if not leftovers:
+        forget_group(process.pid)
     drained = time.monotonic() + DRAIN_SECONDS
     for thread in readers:
         # a reader still blocked here means a leftover holds the pipe (only possible without
