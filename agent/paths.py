@@ -1,6 +1,6 @@
 """Paths a plan names must be the paths a reviewer reads: normalised, stripped, unconfusable.
 
-A new file ``dataproduct.yaml`` spelt with a Cyrillic ``а``, or ``requirements.txt `` with a
+A new file ``dataproduct.yaml`` spelt with a Cyrillic ``\u0430``, or ``requirements.txt `` with a
 trailing space, would sit beside the real file looking identical in a diff. So a path must
 already be in Unicode NFKC form, no segment may end in a space or a dot (Windows drops them;
 people do not see them), and a *new* path may not look like an existing one (same skeleton:
@@ -16,15 +16,14 @@ from pathlib import Path
 # The Cyrillic and Greek letters that render like Latin ones (Unicode TR39 confusables,
 # restricted to the lookalikes of [a-z0-9] after case folding).
 HOMOGLYPHS = str.maketrans(
-    {
-        "а": "a", "в": "b", "с": "c", "ԁ": "d", "е": "e", "һ": "h", "і": "i", "ј": "j",
-        "к": "k", "ӏ": "l", "м": "m", "н": "h", "о": "o", "р": "p", "ԛ": "q", "ѕ": "s",
-        "т": "t", "ц": "u", "ѵ": "v", "ԝ": "w", "х": "x", "у": "y", "ԍ": "g", "ѐ": "e",
-        "ё": "e", "ї": "i", "α": "a", "β": "b", "ε": "e", "η": "n", "ι": "i", "κ": "k",
-        "ν": "v", "ο": "o", "ρ": "p", "τ": "t", "υ": "u", "χ": "x", "γ": "y", "ω": "w",
-        "ϲ": "c", "ϳ": "j", "ѡ": "w", "ı": "i", "ȷ": "j", "ℓ": "l", "ǀ": "l", "０": "0",
-    }
-)  # fmt: skip
+    (
+        "\u0430\u0432\u0441\u0501\u0435\u04bb\u0456\u0458\u043a\u04cf\u043c\u043d\u043e\u0440"
+        "\u051b\u0455\u0442\u0446\u0475\u051d\u0445\u0443\u050d\u0450\u0451\u0457\u03b1\u03b2"
+        "\u03b5\u03b7\u03b9\u03ba\u03bd\u03bf\u03c1\u03c4\u03c5\u03c7\u03b3\u03c9\u03f2\u03f3"
+        "\u0461\u0131\u0237\u2113\u01c0"
+    ),
+    "abcdehijklmhopqstuvwxygeeiabenikvoptuxywcjwijll",
+)
 
 
 def skeleton(path: str) -> str:
