@@ -26,6 +26,10 @@ HOMOGLYPHS = str.maketrans(
 )
 
 
+# not the product's files: version control, caches and environments
+SKIPPED_FOLDERS = frozenset({".git", "__pycache__", ".venv", ".pytest_cache", "node_modules"})
+
+
 def skeleton(path: str) -> str:
     """What a path looks like to a reader: NFKC, case folded, homoglyphs mapped to Latin."""
     folded = unicodedata.normalize("NFKC", path).casefold()
@@ -59,7 +63,7 @@ def repository_files(repo: Path, limit: int = 20_000) -> list[str]:
     """The repository's file paths (``.git`` left out), bounded: read, never followed."""
     found: list[str] = []
     for path in sorted(repo.rglob("*")):
-        if ".git" in path.relative_to(repo).parts:
+        if SKIPPED_FOLDERS & set(path.relative_to(repo).parts):
             continue
         if path.is_file() or path.is_symlink():
             found.append(path.relative_to(repo).as_posix())
