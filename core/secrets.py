@@ -53,7 +53,7 @@ def find_secret_shapes(text: str) -> list[str]:
 # refuse any content that mentions it).
 MIN_SECRET_LENGTH = 8
 # what may not touch a secret on either side for it to count as a whole token
-_TOKEN_CHAR = r"A-Za-z0-9_\-"
+_WORD_CHARS = r"A-Za-z0-9_\-"
 
 
 def known_secret_pattern(known_secrets: Iterable[str]) -> re.Pattern[str] | None:
@@ -67,7 +67,7 @@ def known_secret_pattern(known_secrets: Iterable[str]) -> re.Pattern[str] | None
     if not values:
         return None
     alternatives = "|".join(re.escape(value) for value in values)
-    return re.compile(f"(?<![{_TOKEN_CHAR}])(?:{alternatives})(?![{_TOKEN_CHAR}])")
+    return re.compile(f"(?<![{_WORD_CHARS}])(?:{alternatives})(?![{_WORD_CHARS}])")
 
 
 def contains_known_secret(text: str, known_secrets: Iterable[str]) -> bool:
