@@ -436,7 +436,9 @@ def _result_rules(
 ) -> str | None:
     """Rules on the file as the edit leaves it: evidence, pins, size, spec, syntax."""
     limits = scope.context.limits
-    reason = protection_problem(path, kind, original, new, scope.evidence)
+    # implementing an owner's amendment (no further amendment allowed): tests may be extended
+    amending = not scope.context.amendment_allowed
+    reason = protection_problem(path, kind, original, new, scope.evidence, amending)
     if reason is None and is_requirements_file(path):
         reason = requirements_problem(path, original, new)
     if reason is None and len(new.encode()) > limits.max_file_bytes:

@@ -22,6 +22,7 @@ repository's spec and file list.
 
 from __future__ import annotations
 
+import ast
 import configparser
 import fnmatch
 import tomllib
@@ -108,12 +109,19 @@ def path_class(path: str, evidence: Evidence) -> str | None:
 
 
 def protection_problem(
-    path: str, kind: str, current: str | None, new: str | None, evidence: Evidence
+    path: str,
+    kind: str,
+    current: str | None,
+    new: str | None,
+    evidence: Evidence,
+    amending: bool = False,
 ) -> str | None:
     """Why this edit touches protected evidence (None: it does not).
 
     ``current`` is the file's text before the edit (None: it does not exist), ``new`` after
-    it (None: deleted).
+    it (None: deleted). ``amending``: the plan implements an owner's amendment, which may
+    change what an existing test expects (a new column in an exact schema), so an existing
+    test file may then be *extended*, never weakened (see :func:`weakened_tests`).
     """
     whole = path_class(path, evidence)
     if whole is not None:
@@ -121,6 +129,8 @@ def protection_problem(
     if path in evidence.requirement_tests and kind == "delete":
         return "this file holds tests the spec's requirements name"
     if current is not None and (is_test_file(path) or path in evidence.requirement_tests):
+        if amending and kind != "delete" and new is not None:
+            return weakened_tests(current, new)
         verb = "deleted" if kind == "delete" else "modified"
         return (
             f"existing tests are protected and may not be {verb}; "
@@ -132,6 +142,53 @@ def protection_problem(
     if lowered == "pyproject.toml" and _pyproject_pytest(current) != _pyproject_pytest(new):
         return "the [tool.pytest] section of pyproject.toml is protected test configuration"
     return None
+
+
+SKIP_CALLS = ("skip", "skipif", "xfail", "importorskip")
+
+
+def weakened_tests(old: str, new: str) -> str | None:
+    """Why ``new`` proves less than ``old`` (None: every test is kept with its assertions and
+    nothing more is skipped). Parsed, never run; unparsable text counts as weakened."""
+    try:
+        before, after = ast.parse(old), ast.parse(new)
+    except SyntaxError:
+        return "the existing test file would no longer parse"
+    old_tests, new_tests = _test_functions(before), _test_functions(after)
+    gone = sorted(set(old_tests) - set(new_tests))
+    if gone:
+        return f"existing tests may not be removed or renamed: {', '.join(gone[:5])}"
+    fewer = sorted(name for name, asserts in old_tests.items() if new_tests[name] < asserts)
+    if fewer:
+        return f"existing tests may not lose assertions: {', '.join(fewer[:5])}"
+    if _skip_marks(after) > _skip_marks(before):
+        return "existing tests may not be skipped or marked xfail"
+    return None
+
+
+def _test_functions(tree: Any) -> dict[str, int]:
+    """Each test function (module level or in a class) and how many assert statements it has."""
+    found: dict[str, int] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name.startswith(
+            "test"
+        ):
+            asserts = sum(isinstance(child, ast.Assert) for child in ast.walk(node))
+            trivial = sum(
+                isinstance(child, ast.Assert)
+                and isinstance(child.test, ast.Constant)
+                and bool(child.test.value)
+                for child in ast.walk(node)
+            )
+            found[node.name] = asserts - trivial
+    return found
+
+
+def _skip_marks(tree: Any) -> int:
+    """Occurrences of pytest's skip/xfail machinery (marks and calls)."""
+    return sum(
+        isinstance(node, ast.Attribute) and node.attr in SKIP_CALLS for node in ast.walk(tree)
+    )
 
 
 def _setup_cfg_pytest(text: str | None) -> Any:

@@ -156,3 +156,51 @@ def test_check_edits_refuses_citations_of_rules_the_scan_did_not_report(
     assert "SEC-404" in json.dumps(json.loads(refused.stdout)["edits"])
     accepted = CliRunner().invoke(app, [*args, "--finding", "SEC-404"])
     assert accepted.exit_code == 0
+
+
+ORDERS = EXAMPLES / "orders"
+SCHEMA_LINE = '    "order_amount": pa.decimal128(10, 2),\n}'
+
+
+@pytest.fixture
+def orders(tmp_path: Path) -> Path:
+    return Path(shutil.copytree(ORDERS, tmp_path / "orders"))
+
+
+def test_implementing_an_amendment_may_extend_an_existing_test_file(orders: Path) -> None:
+    """An owner's new column changes the exact schema a test expects: extending is allowed."""
+    plan = Plan(
+        edits=[
+            Edit(
+                kind="replace",
+                path="tests/test_orders.py",
+                search=SCHEMA_LINE,
+                replace='    "order_amount": pa.decimal128(10, 2),\n    "line_count": pa.int32(),\n}',
+            )
+        ]
+    )
+    assert _review(orders, plan, amendment_allowed=False).accepted
+    weekly = _review(orders, plan)  # a weekly plan may not touch existing tests at all
+    assert "existing tests are protected" in (weekly.rejected[0].reason or "")
+
+
+@pytest.mark.parametrize(
+    ("search", "replace", "fragment"),
+    [
+        ("def test_output_schema(", "@pytest.mark.skip\ndef test_output_schema(", "skipped"),
+        ("def test_output_schema(", "def renamed_output_schema(", "removed or renamed"),
+        (
+            "    assert orders_table.column_names == list(EXPECTED_SCHEMA)\n",
+            "    assert True\n",
+            "lose assertions",
+        ),
+    ],
+)
+def test_implementing_an_amendment_never_weakens_existing_tests(
+    orders: Path, search: str, replace: str, fragment: str
+) -> None:
+    plan = Plan(
+        edits=[Edit(kind="replace", path="tests/test_orders.py", search=search, replace=replace)]
+    )
+    review = _review(orders, plan, amendment_allowed=False)
+    assert not review.accepted and fragment in (review.rejected[0].reason or "")
