@@ -567,7 +567,9 @@ def _agent_stages(
             plan=plan,
             policies=policies,
             rules=tuple(rules),
-            new_rule_ids=frozenset(),
+            new_rule_ids=frozenset(
+                rule.id for rule in _rules_new_since_merge(deps, product.id, policies, spec)[1]
+            ),
             now=now,
             day=day,
             workspace=scratch / "agent",
@@ -637,18 +639,7 @@ def _description_facts(
     verdict: Any,
 ) -> DescriptionFacts:
     evaluation, product = started.evaluation, started.product
-    baseline_version = _last_merged_policy_version(deps, product.id)
-    current = {rule.id: rule for rule in (policies.rules if policies else ())}
-    applies, _ = applicable(tuple(current.values()), spec, deps.clock().date())
-    known: set[str] = set()
-    if baseline_version is not None:
-        old = policy_set(deps, baseline_version)
-        known = {rule.id for rule in old.rules} if old else set()
-    new_rules = tuple(
-        NewRule(rule.id, rule.title, rule.severity, rule.kind)
-        for rule in sorted(applies, key=lambda r: r.id)
-        if rule.id not in known
-    )
+    baseline_version, new_rules = _rules_new_since_merge(deps, product.id, policies, spec)
     return DescriptionFacts(
         product_id=product.id,
         product_name=spec.name,
@@ -671,6 +662,26 @@ def _description_facts(
         rationale=candidate.rationale,
         plan_summary=candidate.plan_summary,
     )
+
+
+def _rules_new_since_merge(
+    deps: PipelineDeps, product_id: str, policies: Any, spec: Any
+) -> tuple[int | None, tuple[NewRule, ...]]:
+    """The policy version of the last merged proposal, and the applicable rules new since:
+    what the MR lists and what the planner's prompt marks NEW."""
+    baseline_version = _last_merged_policy_version(deps, product_id)
+    current = {rule.id: rule for rule in (policies.rules if policies else ())}
+    applies, _ = applicable(tuple(current.values()), spec, deps.clock().date())
+    known: set[str] = set()
+    if baseline_version is not None:
+        old = policy_set(deps, baseline_version)
+        known = {rule.id for rule in old.rules} if old else set()
+    new_rules = tuple(
+        NewRule(rule.id, rule.title, rule.severity, rule.kind)
+        for rule in sorted(applies, key=lambda r: r.id)
+        if rule.id not in known
+    )
+    return baseline_version, new_rules
 
 
 def _last_merged_policy_version(deps: PipelineDeps, product_id: str) -> int | None:
