@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from importlib.resources import files
 
-PROMPT_VERSION = "agent-1"
+PROMPT_VERSION = "agent-2"  # issue 16: protected evidence, claims, requirement lines
 
 
 def instructions() -> str:
