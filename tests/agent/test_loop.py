@@ -243,6 +243,22 @@ def test_a_timeout_ends_as_needs_human_with_the_reason(
     assert [(c.outcome, c.attempts) for c in recorder.calls] == [("timeout", 2)]
 
 
+def test_a_timeout_with_a_deterministic_fallback_says_the_llm_path_failed(
+    baseline: Path, tmp_path: Path, server: ScriptedLLM
+) -> None:
+    """Issue 16: the fallback is proposed, and the outcome carries why the LLM path failed."""
+    server.add(Step(plan=plan(), delay=1.5), Step(plan=plan(), delay=1.5))
+    outcome = run(
+        baseline,
+        tmp_path / "ws",
+        server,
+        deterministic=_requirements_bump(),
+        config={"timeout_seconds": 0.3, "max_retries": 0},
+    )
+    assert outcome.outcome == "proposed" and outcome.source == "deterministic"
+    assert "timed out" in outcome.llm_failure and outcome.llm_failure.startswith("round 1")
+
+
 def test_a_rate_limit_then_success_is_proposed(
     baseline: Path, tmp_path: Path, server: ScriptedLLM
 ) -> None:
