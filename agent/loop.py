@@ -285,7 +285,10 @@ def run_loop(
                 tally.tried.append(
                     f"{label}: {len(review.rejected)} of {len(review.edits)} edits rejected by "
                     f"the guard rails: "
-                    + "; ".join(f"{r.path}: {r.reason}".split("\n", 1)[0] for r in review.rejected)
+                    + "; ".join(
+                        _refusal(r.index, r.kind, r.path, r.reason or "").split("\n", 1)[0]
+                        for r in review.rejected
+                    )
                 )
                 feedback.append(
                     (
@@ -470,6 +473,15 @@ def _finish(
         source=source,
         llm_failure=tally.llm_failure,
     )
+
+
+def _refusal(index: int, kind: str, path: str, reason: str) -> str:
+    """One refusal for the evaluation's record: which edit, which path, why."""
+    if kind == "plan":
+        return f"the plan: {reason}"
+    if kind == "amend":
+        return f"amendment ({path}): {reason}"
+    return f"edit {index} ({kind} {path}): {reason}"
 
 
 def _bounded(text: str) -> str:

@@ -220,6 +220,8 @@ def test_a_hostile_plan_is_refused_before_anything_is_written(
     for reason in ("leaves the repository", "CI configuration", "spec is never deleted", "secret"):
         assert reason in feedback
     assert "4 of 4 edits rejected" in outcome.tried[0]
+    # the evaluation's record names each refused edit, its path and the reason
+    assert "edit 3 (delete dataproduct.yaml): the spec is never deleted" in outcome.tried[0]
     assert not (tmp_path / "escape.py").exists() and not (workspace / "escape.py").exists()
     assert sorted(p.name for p in workspace.iterdir()) == ["base"]  # no candidate was created
     assert (baseline / ".gitlab-ci.yml").read_text() == "test:\n  script: [pytest -q]\n"
