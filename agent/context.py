@@ -186,8 +186,50 @@ def render_policies(
         lines.append("")
     for path in sorted(semgrep_files or {}):
         lines.append(f"## semgrep rules: {path}")
-        lines.append(fence(f"policy file {path}", strip_hidden(semgrep_files[path])))  # type: ignore[index]
+        lines.append(fence(f"policy file {path} (summary)", semgrep_summary(semgrep_files[path])))  # type: ignore[index]
     return "\n".join(lines)
+
+
+def semgrep_summary(text: str) -> str:
+    """A semgrep rule file as short stable text: per rule its id, languages, message, the code
+    patterns it matches and its fix. Comments, metadata and the YAML structure are left out
+    (the full file is in the policy set; what the model needs is what fails and the fix)."""
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return "(the rule file cannot be read)"
+    rules = document.get("rules") if isinstance(document, dict) else None
+    if not isinstance(rules, list):
+        return "(no rules)"
+    lines = []
+    for rule in rules:
+        if not isinstance(rule, dict):
+            continue
+        languages = ", ".join(str(lang) for lang in rule.get("languages") or [])
+        lines.append(
+            f"- {rule.get('id')} ({languages}): {' '.join(str(rule.get('message', '')).split())}"
+        )
+        patterns = sorted(set(_patterns(rule)))
+        if patterns:
+            lines.append("  matches: " + "; ".join(patterns[:12]))
+        if rule.get("fix"):
+            lines.append(f"  fix: {' '.join(str(rule['fix']).split())}")
+    return strip_hidden("\n".join(lines))
+
+
+def _patterns(node: object) -> list[str]:
+    """Every positive ``pattern`` value in a semgrep rule (not the -not/-inside/-regex ones)."""
+    found: list[str] = []
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "pattern" and isinstance(value, str):
+                found.append(" ".join(value.split()))
+            else:
+                found.extend(_patterns(value))
+    elif isinstance(node, list):
+        for item in node:
+            found.extend(_patterns(item))
+    return found
 
 
 def _product_header(inputs: ContextInputs) -> str:

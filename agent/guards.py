@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import ast
 import datetime as dt
-import fnmatch
 import json
 import re
 from collections.abc import Iterable, Sequence
@@ -35,32 +34,25 @@ from pathlib import Path
 import yaml
 
 from agent.edits import EditMiss, apply_search_replace
+from agent.paths import confusable_problem, repository_files, spelling_problem
 from agent.plan import AmendmentDraft, Edit, Plan
+from agent.plan_checks import claims_problem, whole_file_problems
+from agent.protected import (
+    CI_REASON,
+    Evidence,
+    ci_configuration,
+    evidence_from_spec,
+    glob_match,
+    protection_problem,
+)
+from agent.requirements_edits import is_requirements_file, requirements_problem
 from agent.sanitise import BIDI_CONTROLS, INVISIBLE
-from core.secrets import find_secret_shapes
+from core.secrets import contains_known_secret, find_secret_shapes
 from core.spec.amendment_text import append_amendment as append_amendment_text
 from core.spec.loader import check_spec_bytes
 
 SPEC_PATH = "dataproduct.yaml"
 
-# CI systems run these with the project's credentials; a model must never touch them.
-CI_PATTERNS = (
-    ".gitlab-ci.yml",
-    ".gitlab-ci.yaml",
-    ".gitlab/*",
-    ".github/*",
-    ".circleci/*",
-    ".buildkite/*",
-    ".woodpecker.yml",
-    ".woodpecker/*",
-    ".drone.yml",
-    ".travis.yml",
-    "jenkinsfile",
-    "azure-pipelines.yml",
-    "bitbucket-pipelines.yml",
-    "buildspec.yml",
-    ".pre-commit-config.yaml",
-)
 CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 PATH_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
@@ -88,11 +80,15 @@ class GuardContext:
     # False while implementing an owner's amendment: the spec already carries it, drafted and
     # checked for conflicts in its own step, so the plan may not append another
     amendment_allowed: bool = True
+    # the spec's fixtures and requirement tests; None: read from the repository's spec
+    evidence: Evidence | None = None
+    # rule ids the baseline's policy scan reported; None: unknown (citations not checked)
+    baseline_rules: frozenset[str] | None = None
 
 
 @dataclass(frozen=True)
 class EditReview:
-    index: int  # 1-based position in the plan; 0 for the plan's amendment
+    index: int  # 1-based position in the plan; 0 for the plan's amendment or the plan itself
     kind: str
     path: str
     reason: str | None  # None: accepted
@@ -119,13 +115,17 @@ class Review:
         return tuple(review for review in self.edits if not review.accepted)
 
     def feedback(self) -> str:
-        lines = [
-            f"- edit {review.index} ({review.kind} {review.path}): rejected: {review.reason}"
-            if review.index
-            else f"- amendment: rejected: {review.reason}"
-            for review in self.rejected
-        ]
-        return "\n".join(lines)
+        return "\n".join(_feedback_line(review) for review in self.rejected)
+
+
+def _feedback_line(review: EditReview) -> str:
+    if review.kind == "plan":
+        return f"- the plan: rejected: {review.reason}"
+    if not review.index:
+        return f"- amendment: rejected: {review.reason}"
+    if review.kind == "result":
+        return f"- {review.path} after all edits (last: edit {review.index}): {review.reason}"
+    return f"- edit {review.index} ({review.kind} {review.path}): rejected: {review.reason}"
 
 
 # --- path rules -------------------------------------------------------------------------
@@ -151,27 +151,15 @@ def path_problem(path: str) -> str | None:
     if any(part.lower() == ".git" for part in parts):
         return "files under .git/ are never edited"
     if ci_configuration(path):
-        return "CI configuration is never edited"
-    return None
-
-
-def ci_configuration(path: str) -> bool:
-    lowered = path.lower()
-    return any(_glob(lowered, pattern) for pattern in CI_PATTERNS)
+        return CI_REASON
+    return spelling_problem(path)
 
 
 def protected_problem(path: str, protected: Sequence[str]) -> str | None:
     for pattern in protected:
-        if _glob(path, pattern):
+        if glob_match(path, pattern):
             return f"the policy protects {pattern}"
     return None
-
-
-def _glob(path: str, pattern: str) -> bool:
-    if pattern.endswith("/**") or pattern.endswith("/*"):
-        prefix = pattern.rsplit("/", 1)[0]
-        return path == prefix or path.startswith(prefix + "/")
-    return fnmatch.fnmatchcase(path, pattern)
 
 
 def symlink_problem(repo: Path, path: str) -> str | None:
@@ -200,9 +188,8 @@ def content_problem(text: str, known_secrets: Iterable[str] = ()) -> str | None:
         return "binary or control characters in the content"
     if BIDI_CONTROLS.search(text):
         return "bidirectional control characters in the content (they hide what code does)"
-    for secret in known_secrets:
-        if secret and len(secret) >= 4 and secret in text:
-            return "the content contains a configured secret"
+    if contains_known_secret(text, known_secrets):
+        return "the content contains a configured secret"
     shapes = find_secret_shapes(text)
     if shapes:
         return f"the content looks like it carries a secret ({', '.join(shapes)})"
@@ -273,15 +260,30 @@ def append_amendment(spec_text: str, draft: AmendmentDraft, today: dt.date) -> s
 # --- the whole plan -----------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class _Scope:
+    """What every edit's review needs to know of the repository, read once per plan."""
+
+    repo: Path
+    context: GuardContext
+    evidence: Evidence
+    existing: tuple[str, ...]
+
+
 def review_plan(plan: Plan, repo: Path, context: GuardContext) -> Review:
-    """Judge every edit (and the amendment) against ``repo``; reads files, writes nothing."""
+    """Judge every edit (and the amendment) against ``repo``; reads files, writes nothing.
+
+    After the edits one by one: the claims of the plan, and the resulting content of every
+    file it changes (what two edits assemble together is refused like what one writes).
+    """
     limits = context.limits
+    scope = _scope(repo, context)
     staged: dict[str, str | None] = {}
     reviews: list[EditReview] = []
     written = 0
     tolerant = 0
     for index, edit in enumerate(plan.edits, start=1):
-        reason, result, was_tolerant = _review_edit(edit, repo, context, staged)
+        reason, result, was_tolerant = _review_edit(edit, scope, staged)
         if reason is None:
             payload = len((edit.replace or "").encode()) + len((edit.content or "").encode())
             touched = set(staged) | {edit.path}
@@ -302,15 +304,63 @@ def review_plan(plan: Plan, repo: Path, context: GuardContext) -> Review:
         )
         if reason is not None:
             reviews.append(EditReview(0, "amend", context.spec_path, reason))
+    reviews.extend(_plan_reviews(plan, scope, staged))
     if any(review.reason for review in reviews):
         return Review(tuple(reviews), {}, tolerant)
     return Review(tuple(reviews), staged, tolerant)
 
 
+def _scope(repo: Path, context: GuardContext) -> _Scope:
+    evidence = context.evidence
+    spec_file = repo / context.spec_path
+    if evidence is None:
+        checked = (
+            check_spec_bytes(spec_file.read_bytes(), context.spec_path)
+            if spec_file.is_file()
+            else None
+        )
+        evidence = evidence_from_spec(checked.spec if checked else None)
+    if context.requirement_tests:
+        evidence = Evidence(
+            evidence.fixtures, evidence.requirement_tests | context.requirement_tests
+        )
+    return _Scope(repo, context, evidence, tuple(repository_files(repo)))
+
+
+def _plan_reviews(plan: Plan, scope: _Scope, staged: dict[str, str | None]) -> list[EditReview]:
+    """Refusals of the plan as a whole: its claims, and its resulting files."""
+    reviews = []
+    spec_ids = _spec_ids(scope)
+    claim = claims_problem(plan, spec_ids, scope.context.baseline_rules)
+    if claim is not None:
+        reviews.append(EditReview(0, "plan", "", claim))
+    originals = {path: _original(scope.repo, path) for path in staged}
+    last_edit = {edit.path: index for index, edit in enumerate(plan.edits, start=1)}
+    for problem in whole_file_problems(staged, originals, scope.context.known_secrets):
+        reviews.append(
+            EditReview(last_edit.get(problem.path, 0), "result", problem.path, problem.reason)
+        )
+    return reviews
+
+
+def _spec_ids(scope: _Scope) -> frozenset[str]:
+    text = _original(scope.repo, scope.context.spec_path)
+    checked = check_spec_bytes(text.encode(), scope.context.spec_path) if text else None
+    if checked is None or checked.spec is None:
+        return frozenset()
+    spec = checked.spec
+    return frozenset([r.id for r in spec.requirements] + [str(a.id) for a in spec.amendments])
+
+
+def _original(repo: Path, path: str) -> str | None:
+    current = _current(repo, path, {})
+    return current if isinstance(current, str) else None
+
+
 def _review_edit(
-    edit: Edit, repo: Path, context: GuardContext, staged: dict[str, str | None]
+    edit: Edit, scope: _Scope, staged: dict[str, str | None]
 ) -> tuple[str | None, str | None, bool]:
-    path = edit.path
+    path, repo, context = edit.path, scope.repo, scope.context
     reason = (
         path_problem(path)
         or protected_problem(path, context.limits.protected)
@@ -321,14 +371,13 @@ def _review_edit(
     current = _current(repo, path, staged)
     if isinstance(current, _Unreadable):
         return current.reason, None, False
+    original = _original(repo, path)
+    if original is None and path not in staged:
+        reason = confusable_problem(path, scope.existing)
+        if reason:
+            return reason, None, False
     if edit.kind == "delete":
-        if path == context.spec_path:
-            return "the spec is never deleted", None, False
-        if path in context.requirement_tests:
-            return "this file holds tests the spec's requirements name", None, False
-        if current is None:
-            return "there is no such file to delete", None, False
-        return None, None, False
+        return _review_delete(path, current, original, scope), None, False
     if edit.kind == "write":
         if edit.content is None:
             return "a write needs content", None, False
@@ -351,16 +400,40 @@ def _review_edit(
         if isinstance(outcome, EditMiss):
             return outcome.render(), None, False
         new, added, tolerant = outcome.text, edit.replace, outcome.tolerant
-    reason = content_problem(added, context.known_secrets)
-    if reason:
-        return reason, None, False
-    if len(new.encode()) > context.limits.max_file_bytes:
-        return f"the file would exceed {context.limits.max_file_bytes} bytes", None, False
-    if path == context.spec_path:
-        reason = spec_problem(current or "", new)
-    else:
+    reason = content_problem(added, context.known_secrets) or _result_rules(
+        edit.kind, path, original, new, scope
+    )
+    return reason, (new if reason is None else None), tolerant
+
+
+def _review_delete(
+    path: str, current: str | None, original: str | None, scope: _Scope
+) -> str | None:
+    if path == scope.context.spec_path:
+        return "the spec is never deleted"
+    reason = protection_problem(path, "delete", original, None, scope.evidence)
+    if reason is None and current is None:
+        return "there is no such file to delete"
+    return reason
+
+
+def _result_rules(
+    kind: str, path: str, original: str | None, new: str, scope: _Scope
+) -> str | None:
+    """Rules on the file as the edit leaves it: evidence, pins, size, spec, syntax."""
+    limits = scope.context.limits
+    # implementing an owner's amendment (no further amendment allowed): tests may be extended
+    amending = not scope.context.amendment_allowed
+    reason = protection_problem(path, kind, original, new, scope.evidence, amending)
+    if reason is None and is_requirements_file(path):
+        reason = requirements_problem(path, original, new)
+    if reason is None and len(new.encode()) > limits.max_file_bytes:
+        reason = f"the file would exceed {limits.max_file_bytes} bytes"
+    if reason is None and path == scope.context.spec_path:
+        reason = spec_problem(original or "", new)
+    elif reason is None:
         reason = syntax_problem(path, new)
-    return reason, new, tolerant
+    return reason
 
 
 def _review_amendment(

@@ -124,6 +124,8 @@ class LoopOutcome:
     tried: tuple[str, ...]  # every attempt, in order
     check: Check | None
     source: Literal["llm", "deterministic", "none"]
+    # why the LLM path failed (timeout, endpoint error), so a deterministic fallback says so
+    llm_failure: str = ""
 
     @property
     def tokens(self) -> int:
@@ -134,6 +136,7 @@ class LoopOutcome:
 class _Tally:
     calls: list[CallRecord] = field(default_factory=list)
     tried: list[str] = field(default_factory=list)
+    llm_failure: str = ""
 
 
 @dataclass(frozen=True)
@@ -225,6 +228,7 @@ def run_loop(
             tally.calls.append(reply.record)
             if reply.record.outcome in ("timeout", "error"):
                 stop = reply.problem or "the LLM endpoint failed"
+                tally.llm_failure = f"round {round_number}: {stop}"
                 tally.tried.append(f"round {round_number}: {stop}")
                 break
             replies.append(reply)
@@ -244,8 +248,9 @@ def run_loop(
                     )
                 )
                 continue
-            if plan.no_change and not plan.edits:
-                why = plan.no_change_reason or "the model found nothing to improve"
+            # no_change without a reason (or with edits) is a claim the guard rails refuse below
+            if plan.no_change and not plan.edits and (plan.no_change_reason or "").strip():
+                why = plan.no_change_reason or ""
                 if deterministic is not None and not deterministic.fallback:
                     tally.tried.append(f"{label}: no change proposed: {why}")
                     feedback.append(
@@ -280,7 +285,10 @@ def run_loop(
                 tally.tried.append(
                     f"{label}: {len(review.rejected)} of {len(review.edits)} edits rejected by "
                     f"the guard rails: "
-                    + "; ".join(f"{r.path}: {r.reason}".split("\n", 1)[0] for r in review.rejected)
+                    + "; ".join(
+                        _refusal(r.index, r.kind, r.path, r.reason or "").split("\n", 1)[0]
+                        for r in review.rejected
+                    )
                 )
                 feedback.append(
                     (
@@ -463,7 +471,17 @@ def _finish(
         tried=tuple(tally.tried),
         check=None,
         source=source,
+        llm_failure=tally.llm_failure,
     )
+
+
+def _refusal(index: int, kind: str, path: str, reason: str) -> str:
+    """One refusal for the evaluation's record: which edit, which path, why."""
+    if kind == "plan":
+        return f"the plan: {reason}"
+    if kind == "amend":
+        return f"amendment ({path}): {reason}"
+    return f"edit {index} ({kind} {path}): {reason}"
 
 
 def _bounded(text: str) -> str:

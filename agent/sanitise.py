@@ -28,13 +28,48 @@ HTML_COMMENT = re.compile(r"<!--.*?(?:-->|\Z)", re.DOTALL)
 
 def strip_hidden(text: str) -> str:
     """Remove invisible characters, bidi controls and HTML comments."""
+    return strip_hidden_report(text)[0]
+
+
+def strip_hidden_report(text: str) -> tuple[str, list[str]]:
+    """``text`` without hidden parts, and what was removed, in words (empty: nothing).
+
+    An unclosed ``<!--`` hides everything after it from a rendered page, so all of it goes;
+    the report says how much, so neither a reader nor the model is left wondering why the
+    text stops.
+    """
+    removed: list[str] = []
+    closed = unclosed = 0
+    unclosed_chars = 0
+    for match in HTML_COMMENT.finditer(text):
+        if match.group().endswith("-->"):
+            closed += 1
+        else:
+            unclosed += 1
+            unclosed_chars = len(match.group())
+    if closed:
+        removed.append(f"{closed} HTML comment{'s' if closed > 1 else ''}")
+    if unclosed:
+        removed.append(
+            f"an unclosed HTML comment and everything after it ({unclosed_chars} characters)"
+        )
     text = HTML_COMMENT.sub("", text)
-    return INVISIBLE.sub("", text)
+    invisible = len(INVISIBLE.findall(text))
+    if invisible:
+        removed.append(
+            f"{invisible} invisible character{'s' if invisible > 1 else ''} "
+            "(zero-width, bidi or tag characters)"
+        )
+    return INVISIBLE.sub("", text), removed
 
 
 def sanitise(text: str, known_secrets: Iterable[str] = ()) -> str:
-    """Hidden text stripped and secrets (configured values and token shapes) redacted."""
-    return redact_text(strip_hidden(text), known_secrets)
+    """Hidden text stripped (with a note saying what went) and secrets redacted."""
+    clean, removed = strip_hidden_report(text)
+    if removed:
+        ending = "" if not clean or clean.endswith("\n") else "\n"
+        clean = f"{clean}{ending}[specfleet removed {'; '.join(removed)}]\n"
+    return redact_text(clean, known_secrets)
 
 
 def fence(label: str, text: str) -> str:

@@ -48,11 +48,39 @@ def find_secret_shapes(text: str) -> list[str]:
     return found
 
 
+# A configured value shorter than this is not treated as a secret to redact: a test key such
+# as "test" would otherwise be cut out of every word containing it (and the guard rails would
+# refuse any content that mentions it).
+MIN_SECRET_LENGTH = 8
+# what may not touch a secret on either side for it to count as a whole token
+_WORD_CHARS = r"A-Za-z0-9_\-"
+
+
+def known_secret_pattern(known_secrets: Iterable[str]) -> re.Pattern[str] | None:
+    """A pattern matching each configured secret of at least MIN_SECRET_LENGTH characters as a
+    whole token (not inside a longer word); None when there is none to look for."""
+    values = sorted(
+        {secret for secret in known_secrets if secret and len(secret) >= MIN_SECRET_LENGTH},
+        key=len,
+        reverse=True,
+    )
+    if not values:
+        return None
+    alternatives = "|".join(re.escape(value) for value in values)
+    return re.compile(f"(?<![{_WORD_CHARS}])(?:{alternatives})(?![{_WORD_CHARS}])")
+
+
+def contains_known_secret(text: str, known_secrets: Iterable[str]) -> bool:
+    pattern = known_secret_pattern(known_secrets)
+    return pattern is not None and pattern.search(text) is not None
+
+
 def redact_text(text: str, known_secrets: Iterable[str] = ()) -> str:
-    """Replace every known secret value and every token shape in ``text``."""
-    for secret in known_secrets:
-        if secret and len(secret) >= 4:
-            text = text.replace(secret, REDACTED)
+    """Replace every known secret (whole tokens of at least MIN_SECRET_LENGTH characters) and
+    every token shape in ``text``."""
+    pattern = known_secret_pattern(known_secrets)
+    if pattern is not None:
+        text = pattern.sub(REDACTED, text)
     for pattern in TOKEN_SHAPES.values():
         text = pattern.sub(REDACTED, text)
     return URL_CREDENTIALS.sub(lambda m: f"{m['scheme']}{m['user']}:{REDACTED}@", text)

@@ -3,7 +3,12 @@
 Every setting can be given as an environment variable (``SPECFLEET_HOME``,
 ``SPECFLEET_DATABASE_URL`` ...) or in a ``.env`` file in the working directory. Secrets are
 :class:`pydantic.SecretStr` so they never print by accident, and :meth:`Settings.secret_values`
-feeds the log redaction processor.
+feeds redaction (logs, prompts, merge requests, the guard rails). What is redacted: each
+configured secret (``gitlab_token``, ``llm_api_key``) of at least 8 characters
+(``core.secrets.MIN_SECRET_LENGTH``), wherever it stands as a whole token (not inside a longer
+word: a key ``test`` would otherwise cut "latest" apart), plus known token shapes (GitLab,
+GitHub, OpenAI, AWS, Slack, JWT, PEM keys, bearer tokens) and passwords in URLs. A shorter
+configured value is not treated as a secret to look for; see docs/gate.md.
 """
 
 from __future__ import annotations

@@ -31,6 +31,9 @@ def record_check(engine: Engine, check: ProductCheck) -> int:
                     rule_id=rule_id,
                     status=status,
                     findings=sum(1 for f in check.findings_of(rule_id) if f.status == "fail"),
+                    finding_ids=sorted(
+                        f.identity for f in check.findings_of(rule_id) if f.status == "fail"
+                    ),
                     window=window,
                     checked_at=check.checked_at,
                 )

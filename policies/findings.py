@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -29,6 +30,11 @@ class Finding:
     line: int | None = None  # 1-based
     fixable: bool = False  # a deterministic remediator can fix it without an LLM
     status: FindingStatus = "fail"
+    # what the finding is about, whatever line it sits on: a dependency finding's package and
+    # advisory id, a code finding's matched source (normalised; see normalise_snippet)
+    package: str | None = None
+    advisory: str | None = None
+    snippet: str | None = None
 
     @property
     def location(self) -> str:
@@ -36,42 +42,46 @@ class Finding:
             return "-"
         return f"{self.file}:{self.line}" if self.line else self.file
 
-    def key(self) -> tuple[str, str | None, int | None, str]:
-        """Identity used to compare findings before and after a change.
+    def key(self) -> tuple[str, str, str, str]:
+        """Identity used to compare findings before and after a change: what it is about,
+        never where it sits.
 
-        A dependency finding's message names the pinned version ("pyarrow 14.0.1 was released
-        1110 days ago"); its pin's file and line identify it, so an upgraded pin that still
-        breaks the same rule is the same finding, neither resolved nor introduced.
+        A dependency finding is (rule, package, advisory): regenerating a lock file moves every
+        pin to another line and may reorder files, and an upgraded pin that still breaks the
+        same rule is the same finding, neither resolved nor introduced. A code finding is
+        (rule, file, normalised snippet): an edit above it moves it without resolving it.
+        Without a snippet the message stands in for it (spec and guideline findings).
         """
+        if self.kind == "dependency" and self.package is not None:
+            return (self.rule_id, "package", self.package, self.advisory or "")
         if self.kind == "dependency" and self.file is not None:
-            return (self.rule_id, self.file, self.line, "")
-        return (self.rule_id, self.file, self.line, self.message)
+            return (self.rule_id, "file", self.file, "")
+        what = normalise_snippet(self.snippet if self.snippet is not None else self.message)
+        return (self.rule_id, "code", self.file or "", what)
+
+    @property
+    def identity(self) -> str:
+        """The key as one stable string (stored with compliance rows; see migration 0006)."""
+        digest = hashlib.sha256("\x1f".join(self.key()).encode()).hexdigest()
+        return f"{self.rule_id}:{digest[:16]}"
+
+
+def normalise_snippet(text: str) -> str:
+    """Source text as a finding's identity: whitespace runs collapsed, bounded."""
+    return " ".join(text.split())[:500]
 
 
 def unmatched(findings: Sequence[Finding], others: Sequence[Finding]) -> tuple[Finding, ...]:
     """The failing ``findings`` that ``others`` has no counterpart for (pure).
 
-    Same key first; then, for code findings, the same rule, file and message at another
-    line: an edit above a finding moves it without resolving it, and without this the
-    moved finding would read as one resolved and one introduced. Each counterpart is used
-    once, so a second occurrence of a finding in a file is still new.
+    Counterparts have the same :meth:`Finding.key`; each is used once, so a second occurrence
+    of a finding in a file is still new.
     """
-    exact: Counter[tuple[str, str | None, int | None, str]] = Counter(f.key() for f in others)
-    loose: Counter[tuple[str, str | None, str]] = Counter()
-    left: list[Finding] = []
-    for finding in findings:
-        if exact[finding.key()] > 0:
-            exact[finding.key()] -= 1
-        else:
-            left.append(finding)
-    for key, count in exact.items():
-        if count > 0 and key[3]:  # unused counterparts, by rule, file and message
-            loose[(key[0], key[1], key[3])] += count
+    available: Counter[tuple[str, str, str, str]] = Counter(f.key() for f in others)
     result = []
-    for finding in left:
-        moved = (finding.rule_id, finding.file, finding.message)
-        if finding.file is not None and finding.kind != "dependency" and loose[moved] > 0:
-            loose[moved] -= 1
+    for finding in findings:
+        if available[finding.key()] > 0:
+            available[finding.key()] -= 1
         elif finding.status == "fail":
             result.append(finding)
     return tuple(result)

@@ -210,6 +210,9 @@ class ComplianceRecord(SQLModel, table=True):
     status: str = Field(max_length=16, description="pass, fail, not-applicable or unknown.")
     findings: int = Field(default=0)
     window: str = Field(max_length=16, description="ISO week of the check, e.g. 2026-W48.")
+    # the failing findings' stable identities (policies.findings.Finding.identity), sorted;
+    # None on rows written before migration 0006
+    finding_ids: list[str] | None = _json(nullable=True)
     checked_at: dt.datetime = _when()
 
 

@@ -327,7 +327,7 @@ class GitLabForge:
             ) from error
 
     def _redact(self, text: str) -> str:
-        return redact_text(text.replace(self._token, "[REDACTED]"))
+        return redact_text(text, (self._token,))
 
 
 def _is_conflict(error: ForgeError) -> bool:

@@ -22,7 +22,7 @@ def check_dependency_rule(rule: Rule, report: HealthReport) -> list[Finding]:
     requirement = rule.dependency
     findings: list[Finding] = []
 
-    def finding(item: PinHealth, message: str, fixable: bool) -> None:
+    def finding(item: PinHealth, message: str, fixable: bool, advisory: str | None = None) -> None:
         findings.append(
             Finding(
                 rule.id,
@@ -32,6 +32,8 @@ def check_dependency_rule(rule: Rule, report: HealthReport) -> list[Finding]:
                 file=item.pin.file,
                 line=item.pin.line,
                 fixable=fixable,
+                package=str(canonicalize_name(item.pin.name)),
+                advisory=advisory,
             )
         )
 
@@ -69,6 +71,7 @@ def check_dependency_rule(rule: Rule, report: HealthReport) -> list[Finding]:
                     item,
                     f"{item.pin.name} {current} has {advisory.id} ({severity}; fixed in {fixes})",
                     bool(advisory.fixed_versions),
+                    advisory.id,
                 )
         if (
             requirement.max_pin_age_days is not None

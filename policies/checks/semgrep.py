@@ -51,7 +51,7 @@ from core.errors import PolicyCheckError
 from core.log import get_logger
 from core.secrets import redact_text
 from core.tools import find_tool
-from policies.findings import Finding, RuleSeverity
+from policies.findings import Finding, RuleSeverity, normalise_snippet
 
 RUN_RULE_ID = "semgrep"  # findings semgrep reports without naming a rule (a file, the run)
 RULE_ID_SEPARATOR = "--"
@@ -375,6 +375,7 @@ def findings_from_report(
                 line=line,
                 fixable=rule.fixable,
                 status="fail",
+                snippet=_matched_source(repo, file, result),
             )
         )
     for error in _mappings(report.get("errors")):
@@ -681,6 +682,19 @@ def _json_report(stdout: str) -> Mapping[str, Any] | None:
 
 def _mappings(value: object) -> list[Mapping[str, Any]]:
     return [item for item in value if isinstance(item, Mapping)] if isinstance(value, list) else []
+
+
+def _matched_source(repo: Path, file: str | None, result: Mapping[str, Any]) -> str | None:
+    """The source lines a result matched, normalised: the finding's identity, not its line."""
+    start, end = _line(result.get("start")), _line(result.get("end"))
+    if file is None or start is None:
+        return None
+    try:
+        lines = (repo / file).read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return None
+    last = max(start, end or start)
+    return normalise_snippet("\n".join(lines[start - 1 : min(last, start + 20)]))
 
 
 def _line(position: object) -> int | None:

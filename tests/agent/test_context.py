@@ -35,7 +35,11 @@ def test_hidden_text_is_stripped_and_secrets_redacted() -> None:
         "\U000e0041 end glpat-abcdefghijklmnopqrstuv and my-secret-value"
     )
     clean = sanitise(text, ["my-secret-value"])
-    assert clean == "visible text reversed  end [REDACTED] and [REDACTED]"
+    assert clean == (
+        "visible text reversed  end [REDACTED] and [REDACTED]\n"
+        "[specfleet removed 1 HTML comment; 4 invisible characters "
+        "(zero-width, bidi or tag characters)]\n"
+    )
 
 
 def test_a_fence_cannot_be_closed_by_its_content() -> None:

@@ -220,6 +220,8 @@ def test_a_hostile_plan_is_refused_before_anything_is_written(
     for reason in ("leaves the repository", "CI configuration", "spec is never deleted", "secret"):
         assert reason in feedback
     assert "4 of 4 edits rejected" in outcome.tried[0]
+    # the evaluation's record names each refused edit, its path and the reason
+    assert "edit 3 (delete dataproduct.yaml): the spec is never deleted" in outcome.tried[0]
     assert not (tmp_path / "escape.py").exists() and not (workspace / "escape.py").exists()
     assert sorted(p.name for p in workspace.iterdir()) == ["base"]  # no candidate was created
     assert (baseline / ".gitlab-ci.yml").read_text() == "test:\n  script: [pytest -q]\n"
@@ -241,6 +243,22 @@ def test_a_timeout_ends_as_needs_human_with_the_reason(
     assert outcome.outcome == "needs-human" and outcome.calls == 1 and outcome.tokens == 0
     assert "the LLM endpoint timed out" in outcome.reasons
     assert [(c.outcome, c.attempts) for c in recorder.calls] == [("timeout", 2)]
+
+
+def test_a_timeout_with_a_deterministic_fallback_says_the_llm_path_failed(
+    baseline: Path, tmp_path: Path, server: ScriptedLLM
+) -> None:
+    """Issue 16: the fallback is proposed, and the outcome carries why the LLM path failed."""
+    server.add(Step(plan=plan(), delay=1.5), Step(plan=plan(), delay=1.5))
+    outcome = run(
+        baseline,
+        tmp_path / "ws",
+        server,
+        deterministic=_requirements_bump(),
+        config={"timeout_seconds": 0.3, "max_retries": 0},
+    )
+    assert outcome.outcome == "proposed" and outcome.source == "deterministic"
+    assert "timed out" in outcome.llm_failure and outcome.llm_failure.startswith("round 1")
 
 
 def test_a_rate_limit_then_success_is_proposed(

@@ -28,13 +28,46 @@ def test_another_file_or_rule_message_is_another_finding() -> None:
     assert unmatched([code(49)], [code(49, message="another problem")]) == (code(49),)
 
 
-def test_dependency_findings_keep_their_pin_identity_and_errors_never_count() -> None:
-    pin = Finding(
-        "ORG-DEP-001", "dependency", "high", "pyarrow 14.0.1 is old", "requirements.txt", 3
+def test_dependency_findings_are_what_they_are_about_not_where_they_sit() -> None:
+    """Issue 16: (rule, package, advisory); a regenerated lock moves lines, not identities."""
+
+    def dep(file: str, line: int, advisory: str | None = "GHSA-aaaa", version: str = "14.0.1"):
+        return Finding(
+            "ORG-DEP-001",
+            "dependency",
+            "high",
+            f"pyarrow {version} has {advisory}",
+            file,
+            line,
+            package="pyarrow",
+            advisory=advisory,
+        )
+
+    assert unmatched([dep("requirements.txt", 3)], [dep("requirements.txt", 40)]) == ()
+    assert unmatched([dep("requirements.txt", 3)], [dep("requirements.lock", 7)]) == ()
+    # the same advisory on an upgraded pin is still that finding
+    assert unmatched([dep("requirements.txt", 3, version="15.0.0")], [dep("r.txt", 3)]) == ()
+    new = dep("requirements.txt", 3, advisory="GHSA-bbbb")
+    assert unmatched([new], [dep("requirements.txt", 3)]) == (new,)
+    # a finding without a package (older records) still ignores its line
+    old = Finding("ORG-DEP-001", "dependency", "high", "pyarrow is old", "requirements.txt", 3)
+    assert (
+        unmatched([old], [Finding("ORG-DEP-001", "dependency", "high", "x", "requirements.txt", 9)])
+        == ()
     )
-    moved = Finding(
-        "ORG-DEP-001", "dependency", "high", "pyarrow 14.0.1 is old", "requirements.txt", 4
-    )
-    assert unmatched([pin], [moved]) == (pin,)
+    assert dep("a.txt", 1).identity == dep("b.txt", 99).identity
+    assert dep("a.txt", 1).identity != new.identity
+
+
+def test_code_findings_are_keyed_by_their_normalised_snippet() -> None:
+    def at(line: int, snippet: str) -> Finding:
+        return Finding("ORG-PY-010", "semgrep", "high", NAIVE, "p.py", line, snippet=snippet)
+
+    assert unmatched([at(9, "x = datetime.now()")], [at(30, "x  =  datetime.now()")]) == ()
+    other = at(9, "y = datetime.utcnow()")
+    assert unmatched([other], [at(9, "x = datetime.now()")]) == (other,)
+
+
+def test_errors_never_count() -> None:
     error = Finding("ORG-PY-010", "semgrep", "high", "semgrep failed", status="error")
     assert unmatched([error], []) == ()

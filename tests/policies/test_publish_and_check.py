@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
-from core.db import Evaluation
+from core.db import ComplianceRecord, Evaluation
 from core.git import MirrorCache
 from core.health.advisories import OsvDirectory
 from core.health.releases import IndexClient
@@ -158,6 +158,13 @@ def test_compliance_matrix_and_rollout(
             repo, spec, "dataproduct.yaml", rules, {}, None, no_semgrep, 1, week1
         )
         assert record_check(engine, result) == len(rules)
+    with Session(engine) as session:
+        rows = session.exec(select(ComplianceRecord)).all()
+    # every failing finding is stored by its stable identity (rule + what it is about)
+    assert rows and all(
+        row.finding_ids is not None and len(row.finding_ids) == row.findings for row in rows
+    )
+    assert all(i.startswith(f"{row.rule_id}:") for row in rows for i in row.finding_ids or [])
     matrix = compliance_matrix(engine, [rule.id for rule in rules])
     assert matrix.products == ("customer_revenue", "orders", "store_footfall")
     assert matrix.passing("ORG-SPEC-001") == 3

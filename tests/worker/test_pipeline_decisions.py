@@ -151,22 +151,38 @@ def test_the_description_stays_bounded_and_its_tables_intact() -> None:
     assert "… and 70 more" in text and "more characters in specfleet's record" in text
     assert "| pkg0 | 1.0 | 1.1 | requirements.txt | a \\| b |" in text
     usage = render_description(facts(llm=LLMUsage(3, 12000, 800, 0.0123)))
-    assert "| 3 | 12000 | 800 | $0.0123 |" in usage
+    assert "| 3 | 12000 (0 cached, 12000 not) | 800 | $0.0123 |" in usage
+
+
+def test_the_description_names_the_path_rounds_cached_tokens_and_a_failed_llm() -> None:
+    """Issue 16: which path produced the MR, in how many rounds, and when the LLM failed."""
+    usage = LLMUsage(
+        2, 9000, 400, 0.01, rounds=2, cached_prompt_tokens=6000, path="deterministic",
+        llm_failure="round 2: the LLM endpoint timed out after 60 s",
+    )  # fmt: skip
+    text = render_description(facts(llm=usage))
+    assert "| the deterministic remediators | 2 | 2 | 9000 (6000 cached, 3000 not) |" in text
+    assert "**The LLM path failed** (round 2: the LLM endpoint timed out after 60 s)" in text
+    assert "the deterministic remediators' change was proposed instead" in text
+    llm = render_description(facts(llm=LLMUsage(1, 100, 10, 0.0, rounds=1, path="llm")))
+    assert "| the LLM's plan | 1 | 1 |" in llm and "LLM path failed" not in llm
 
 
 def test_a_violation_that_persists_on_the_same_pin_is_not_new() -> None:
-    """Same rule on the same line after an upgrade keeps the baseline's identity."""
+    """Same rule on the same package after an upgrade keeps the baseline's identity."""
+    def dep(rule: str, message: str, line: int, package: str, advisory: str | None = None):
+        return Finding(
+            rule, "dependency", "medium", message, "r.txt", line,
+            package=package, advisory=advisory,
+        )  # fmt: skip
+
     before = [
-        Finding(
-            "ORG-DEP-003", "dependency", "medium", "pyarrow 14.0.0 is 1117 days old", "r.txt", 9
-        ),
-        Finding("ORG-SEC-001", "dependency", "high", "pyarrow 14.0.0 has PYSEC-1", "r.txt", 9),
+        dep("ORG-DEP-003", "pyarrow 14.0.0 is 1117 days old", 9, "pyarrow"),
+        dep("ORG-SEC-001", "pyarrow 14.0.0 has PYSEC-1", 9, "pyarrow", "PYSEC-1"),
     ]
     after = [
-        Finding(
-            "ORG-DEP-003", "dependency", "medium", "pyarrow 14.0.1 is 1110 days old", "r.txt", 9
-        ),
-        Finding("ORG-DEP-003", "dependency", "medium", "numpy 1.0 is 2000 days old", "r.txt", 4),
+        dep("ORG-DEP-003", "pyarrow 14.0.1 is 1110 days old", 9, "pyarrow"),
+        dep("ORG-DEP-003", "numpy 1.0 is 2000 days old", 4, "numpy"),
     ]
     assert before[0].key() == after[0].key()  # persisted: neither resolved nor introduced
     assert after[1].key() not in {finding.key() for finding in before}  # another pin: new

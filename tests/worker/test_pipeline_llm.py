@@ -101,6 +101,14 @@ def test_an_llm_plan_for_a_healthy_product_becomes_a_verified_merge_request(flee
     assert len(calls) == 1 and calls[0].evaluation_id == result.evaluation_id
     assert CANARY not in json.dumps([r.body for r in server.received])
     assert "agent" in fleet.stages(result.evaluation_id)
+    # nothing was merged yet, so every applicable rule is new: the prompt really sent says so
+    new_line = next(
+        line
+        for line in server.received[0].prompt.splitlines()
+        if line.startswith("NEW since its last merged proposal:")
+    )
+    assert "ORG-" in new_line, new_line
+    assert "| the LLM's plan | 1 | 1 |" in mr.description  # path, rounds, calls
 
 
 def test_a_hostile_llm_plan_ends_as_needs_human_without_a_merge_request(fleet: Fleet) -> None:

@@ -320,16 +320,27 @@ def _amendment(facts: DescriptionFacts) -> str:
 def _llm(usage: LLMUsage) -> str:
     if usage.calls == 0:
         return "## LLM usage\n\nnone — deterministic remediators"
-    return "\n".join(
-        [
-            "## LLM usage",
-            "",
-            "| calls | prompt tokens | completion tokens | cost |",
-            "| --- | --- | --- | --- |",
-            f"| {usage.calls} | {usage.prompt_tokens} | {usage.completion_tokens} | "
-            f"${usage.cost_usd:.4f} |",
-        ]
+    path = {"llm": "the LLM's plan", "deterministic": "the deterministic remediators"}.get(
+        usage.path, usage.path or "—"
     )
+    rows = [
+        "## LLM usage",
+        "",
+        "| produced by | rounds | calls | prompt tokens (cached) | completion tokens | cost |",
+        "| --- | --- | --- | --- | --- | --- |",
+        f"| {path} | {usage.rounds} | {usage.calls} | {usage.prompt_tokens} "
+        f"({usage.cached_prompt_tokens} cached, "
+        f"{usage.prompt_tokens - usage.cached_prompt_tokens} not) | "
+        f"{usage.completion_tokens} | ${usage.cost_usd:.4f} |",
+    ]
+    if usage.llm_failure:
+        instead = (
+            "the deterministic remediators' change was proposed instead"
+            if usage.path == "deterministic"
+            else "this is what was verified instead"
+        )
+        rows += ["", f"**The LLM path failed** ({_cell(usage.llm_failure)}); {instead}."]
+    return "\n".join(rows)
 
 
 def _footer(facts: DescriptionFacts) -> str:

@@ -12,17 +12,11 @@ from worker.pipeline.deps import PipelineDeps
 from worker.pipeline.description import DescriptionFacts, NewRule
 
 
-def description_facts(ctx: EvaluationContext) -> DescriptionFacts:
-    """The facts of the description: rules new since the last merged proposal, the change,
-    the verification report, the LLM's usage and rationale."""
-    deps, product, evaluation = ctx.deps, ctx.product, ctx.evaluation
-    spec, candidate = need(ctx.spec, "the spec"), need(ctx.candidate, "the candidate")
-    verdict, plan, policies = (
-        need(ctx.verdict, "the verdict"),
-        need(ctx.plan, "the plan"),
-        ctx.policies,
-    )
-    baseline_version = last_merged_policy_version(deps, product.id)
+def rules_new_since_merge(ctx: EvaluationContext) -> tuple[int | None, tuple[NewRule, ...]]:
+    """The policy version of the last merged proposal, and the applicable rules new since:
+    what the MR lists and what the planner's prompt marks NEW."""
+    deps, spec, policies = ctx.deps, need(ctx.spec, "the spec"), ctx.policies
+    baseline_version = last_merged_policy_version(deps, ctx.product.id)
     current = {rule.id: rule for rule in (policies.rules if policies else ())}
     applies, _ = applicable(tuple(current.values()), spec, deps.clock().date())
     known: set[str] = set()
@@ -34,6 +28,20 @@ def description_facts(ctx: EvaluationContext) -> DescriptionFacts:
         for rule in sorted(applies, key=lambda r: r.id)
         if rule.id not in known
     )
+    return baseline_version, new_rules
+
+
+def description_facts(ctx: EvaluationContext) -> DescriptionFacts:
+    """The facts of the description: rules new since the last merged proposal, the change,
+    the verification report, the LLM's usage and rationale."""
+    product, evaluation = ctx.product, ctx.evaluation
+    spec, candidate = need(ctx.spec, "the spec"), need(ctx.candidate, "the candidate")
+    verdict, plan, policies = (
+        need(ctx.verdict, "the verdict"),
+        need(ctx.plan, "the plan"),
+        ctx.policies,
+    )
+    baseline_version, new_rules = rules_new_since_merge(ctx)
     return DescriptionFacts(
         product_id=product.id,
         product_name=spec.name,

@@ -180,6 +180,7 @@ def plan_with_llm(
             known_secrets=planning.known_secrets,
             today=day,
             amendment_allowed=amendment is None,
+            baseline_rules=frozenset(finding.rule_id for finding in before.findings),
         ),
         max_rounds=planning.max_rounds,
         candidates=planning.candidates,
@@ -256,7 +257,14 @@ def _spec_change(amendment: AmendedSpec, spec_path: str) -> DeterministicChange:
 
 def usage_of(outcome: LoopOutcome) -> LLMUsage:
     return LLMUsage(
-        outcome.calls, outcome.prompt_tokens, outcome.completion_tokens, outcome.cost_usd
+        outcome.calls,
+        outcome.prompt_tokens,
+        outcome.completion_tokens,
+        outcome.cost_usd,
+        rounds=outcome.rounds,
+        cached_prompt_tokens=outcome.cached_prompt_tokens,
+        path=outcome.source,
+        llm_failure=outcome.llm_failure,
     )
 
 

@@ -24,6 +24,12 @@ class LLMUsage:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cost_usd: float = 0.0
+    # which path produced the proposal, the rounds it took, the prompt tokens the provider
+    # served from its cache, and why the LLM path failed when a fallback was proposed instead
+    rounds: int = 0
+    cached_prompt_tokens: int = 0
+    path: str = ""
+    llm_failure: str = ""
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from worker.pipeline.amend import (
 from worker.pipeline.apply import build_candidate
 from worker.pipeline.context import Ending, EvaluationContext, need
 from worker.pipeline.description import render_description, spec_change_facts
-from worker.pipeline.facts import description_facts
+from worker.pipeline.facts import description_facts, rules_new_since_merge
 from worker.pipeline.llm_plan import LLMPlanning, commit_loop_candidate, plan_with_llm, usage_of
 from worker.pipeline.publish import LABELS, publish
 from worker.pipeline.verification import baseline_problem, verify_candidate
@@ -135,7 +135,7 @@ def _produce_with_llm(ctx: EvaluationContext, planning: LLMPlanning) -> Ending |
             plan=plan,
             policies=ctx.policies,
             rules=ctx.rules,
-            new_rule_ids=frozenset(),
+            new_rule_ids=frozenset(rule.id for rule in rules_new_since_merge(ctx)[1]),
             now=need(ctx.now, "the time"),
             day=day,
             workspace=scratch / "agent",

@@ -29,6 +29,7 @@ from worker.verify.contract import (
 )
 from worker.verify.data import data_ok, diff_output
 from worker.verify.environments import EnvironmentCache, ProductEnvironment
+from worker.verify.evidence import weaker_test_evidence
 from worker.verify.model import (
     ContractDifference,
     DataDiff,
@@ -79,6 +80,7 @@ class Verdict:
             reasons.append("the candidate's build failed")
         if not candidate.tests_passed:
             reasons.append("the candidate's tests failed")
+        reasons.extend(weaker_test_evidence(self.baseline, candidate))
         unproven = [
             test for test in self.required_tests if test_outcome(candidate, test) != "passed"
         ]
