@@ -19,6 +19,7 @@ quoting and line endings stay byte for byte.
 """
 
 from core.health.pins.compile import uv_executable
+from core.health.pins.formats import DISCOVERY_ORDER as LOCK_SEARCH
 from core.health.pins.formats import discover
 from core.health.pins.model import (
     NOT_REGISTRY,
@@ -42,6 +43,7 @@ from core.health.pins.plan import (
 from core.health.pins.read import python_floor, read_pins
 
 __all__ = [
+    "LOCK_SEARCH",
     "NOT_REGISTRY",
     "FileEdit",
     "FileKind",

@@ -69,7 +69,10 @@ def _read_package(reader: Collector, rel: str, block: blocks.Block, package: Any
             PinProblem(rel, line, name, f"{NOT_REGISTRY} (installed from {kind})")
         )
         return
-    pin = locked_pin(name, str(version), rel, line) if version is not None else None
+    forks = package.get("resolution-markers")
+    # one version per Python fork: the fork's markers say where each applies
+    marker = " or ".join(f"({m})" for m in forks) if isinstance(forks, list) and forks else None
+    pin = locked_pin(name, str(version), rel, line, marker=marker) if version is not None else None
     if pin is None:
         reader.problems.append(PinProblem(rel, line, name, f"{name} has no usable version"))
         return
