@@ -153,10 +153,18 @@ def remediate(
         proposal = propose(target.root, pinset, report, facts, policy, dt.date.today())
         print_proposal(console, proposal)
         console.print(f"Python target {python}: {why}", soft_wrap=True)
+        for problem in pinset.problems:
+            if problem.file in pinset.unreadable:
+                console.print(
+                    f"{problem.file}:{problem.line}: {problem.reason}; this file could not be "
+                    "parsed and is skipped: it is never rewritten",
+                    soft_wrap=True,
+                    markup=False,
+                )
         if write and not proposal.empty:
             written = apply_proposal(target.root, pinset, proposal, python, use_tools=not in_place)
             console.print(f"wrote {', '.join(str(path) for path in written)}", soft_wrap=True)
-    raise typer.Exit(EXIT_INVALID if proposal.blocked else EXIT_OK)
+    raise typer.Exit(EXIT_INVALID if proposal.blocked or pinset.unreadable else EXIT_OK)
 
 
 def _minimum(text: str) -> MinimumVersion:

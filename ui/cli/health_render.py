@@ -74,7 +74,7 @@ def summary_line(report: HealthReport, shown: int) -> str:
     eol = f", end of life {runtime.end_of_life}" if runtime.end_of_life else ""
     outdated = sum(1 for item in report.pins if item.outdated)
     hidden = len(report.pins) - shown
-    more = f"; {hidden} pins neither vulnerable nor outdated not shown (--all shows every pin)" if hidden else ""
+    more = f"; {hidden} other pins not shown (--all shows every pin)" if hidden else ""
     return (
         f"{report.product_id}: {len(report.pins)} pins, {len(report.vulnerable)} vulnerable, "
         f"{outdated} outdated; runtime {runtime.runtime} ({runtime.status}{eol}); "
@@ -142,7 +142,11 @@ def print_proposal(console: Console, proposal: DependencyProposal) -> None:
 
 
 def _table(
-    console: Console, title: str, headings: Sequence[str], rows: list[tuple[str, ...]], wide: bool
+    console: Console,
+    title: str,
+    headings: Sequence[str],
+    rows: Sequence[Sequence[str]],
+    wide: bool,
 ) -> None:
     if wide:
         console.print(escape(f"{title}:\n{plain_table(headings, rows)}"), soft_wrap=True)
