@@ -18,13 +18,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import typer
 from rich.console import Console
-from sqlalchemy import Engine
 
-from core.db import ensure_schema, make_engine
 from core.errors import (
     ConfigurationError,
     DatabaseError,
@@ -36,11 +34,16 @@ from core.errors import (
     SpecInvalid,
     SpecMissing,
 )
-from core.git import MirrorCache
-from core.health.advisories import AdvisorySource, OsvDirectory, PipAuditSource
-from core.health.releases import DiskFactsCache, FactsCache, IndexClient, RedisFactsCache
-from core.log import configure_logging
 from core.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    # the backends are imported where they are built: `specfleet health` needs no database
+    # layer and `specfleet --help` none of them
+    from sqlalchemy import Engine
+
+    from core.git import MirrorCache
+    from core.health.advisories import AdvisorySource
+    from core.health.releases import IndexClient
 
 EXIT_OK = 0
 EXIT_INVALID = 1
@@ -90,16 +93,22 @@ class Wiring:
 
     @cached_property
     def engine(self) -> Engine:
+        from core.db import ensure_schema, make_engine
+
         engine = make_engine(self.settings.resolved_database_url)
         ensure_schema(engine)
         return engine
 
     @cached_property
     def mirrors(self) -> MirrorCache:
+        from core.git import MirrorCache
+
         return MirrorCache(self.settings.mirrors_dir, self.settings.git_timeout_seconds)
 
     def index_client(self, url: str | None = None) -> IndexClient:
         """Release facts, cached in Redis when fleet mode configures it, else on disk."""
+        from core.health.releases import DiskFactsCache, FactsCache, IndexClient, RedisFactsCache
+
         cache: FactsCache
         if self.settings.redis_url:
             import redis
@@ -117,6 +126,8 @@ class Wiring:
         self, directory: Path | None = None, pip_audit: bool = False, osv_url: str | None = None
     ) -> AdvisorySource:
         """The configured advisory source; explicit arguments win over settings."""
+        from core.health.advisories import OsvDirectory, PipAuditSource
+
         use_pip_audit = pip_audit or (
             directory is None and self.settings.advisory_source == "pip-audit"
         )
@@ -135,6 +146,8 @@ class Wiring:
 
 
 def wiring() -> Wiring:
+    from core.log import configure_logging
+
     settings = get_settings()
     configure_logging(settings)
     return Wiring(settings)

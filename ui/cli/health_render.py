@@ -8,14 +8,15 @@ at its natural width, so no column is squeezed away and no version is cut.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from agent.remediators.dependencies import DependencyProposal
-from core.health.report import HealthReport, PinHealth
+if TYPE_CHECKING:
+    from agent.remediators.dependencies import DependencyProposal
+    from core.health.report import HealthReport, PinHealth
 
 HEADINGS = ("package", "pinned", "latest", "age (days)", "advisories", "fixed in", "where", "notes")
 
