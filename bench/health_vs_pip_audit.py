@@ -45,6 +45,15 @@ def lock_file(root: Path) -> Path:
     return path
 
 
+def quiet_logs() -> None:
+    """The OSV server logs each request at debug level; the JSON on stdout must stay clean."""
+    import logging
+
+    import structlog
+
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
+
+
 def timed(command: list[str], env: dict[str, str]) -> tuple[float, int]:
     start = time.perf_counter()
     result = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
@@ -64,12 +73,16 @@ def main() -> int:
         root = Path(scratch)
         lock = lock_file(root)
         env = {
-            **os.environ,
+            **{k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"},
+            # warm means compiled too: the warm-up run leaves both tools' bytecode here, as
+            # an installed package has it, even where the environment forbids writing it
+            "PYTHONPYCACHEPREFIX": str(root / "pycache"),
             "SPECFLEET_HOME": str(root / "home"),
             "SPECFLEET_INDEX_URL": args.index_url,
             "SPECFLEET_ADVISORY_DIR": str(advisories),
             "NO_COLOR": "1",
         }
+        quiet_logs()
         with start_server(OsvDirectory(advisories)) as server:
             health = [str(BIN / "specfleet"), "health", str(lock), "--json"]
             audit = [

@@ -19,6 +19,7 @@ quoting and line endings stay byte for byte.
 """
 
 from core.health.pins.compile import uv_executable
+from core.health.pins.differences import PinDifference, pin_differences
 from core.health.pins.formats import DISCOVERY_ORDER as LOCK_SEARCH
 from core.health.pins.formats import discover
 from core.health.pins.model import (
@@ -51,12 +52,14 @@ __all__ = [
     "NoteKind",
     "Pin",
     "PinChange",
+    "PinDifference",
     "PinProblem",
     "PinSet",
     "Rewrite",
     "RewriteNote",
     "RewritePlan",
     "discover",
+    "pin_differences",
     "plan_rewrites",
     "python_floor",
     "read_pins",

@@ -236,3 +236,19 @@ def test_discovery_prefers_what_is_installed(tmp_path: Path) -> None:
 )
 def test_python_floor(text: str, floor: str | None) -> None:
     assert python_floor(text) == floor
+
+
+def test_every_changed_pin_is_listed_direct_or_transitive(tmp_path: Path) -> None:
+    """What the merge request lists: the moved pins, with lock-only ones marked transitive."""
+    from core.health.pins import pin_differences
+
+    repo = copy(tmp_path, "uv")
+    before = read_pins(repo, "uv.lock")
+    changes = {**FIXES, canonicalize_name("certifi"): "2026.1.1"}
+    write_rewrites(repo, before, changes, use_tools=False)
+    moved = pin_differences(before, read_pins(repo, "uv.lock"))
+    assert [(d.name, d.old, d.new, d.direct) for d in moved] == [
+        ("certifi", "2026.10.19.post1", "2026.1.1", False),
+        ("pyarrow", "14.0.0", "14.0.1", True),
+        ("requests", "2.28.2", "2.31.0", True),
+    ]
