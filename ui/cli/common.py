@@ -142,7 +142,7 @@ class Wiring:
                 "no advisory source: set SPECFLEET_ADVISORY_DIR to an OSV advisory directory "
                 "(or pass --advisories DIR), or use pip-audit (--pip-audit)"
             )
-        return OsvDirectory(chosen)
+        return OsvDirectory(chosen, cache_dir=self.settings.cache_dir / "osv")
 
 
 def wiring() -> Wiring:
