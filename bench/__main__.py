@@ -90,6 +90,18 @@ def _health_rows(f: Figures) -> list[Row]:
     ]
 
 
+def _health_vs_pip_audit_rows(f: Figures) -> list[Row]:
+    return [
+        Row(
+            f"specfleet health vs pip-audit, warm, {f.get('pins')}-pin lock, same advisories",
+            f"health {_get(f, 'health_seconds_median')} s, "
+            f"pip-audit {_get(f, 'pip_audit_seconds_median')} s ({_get(f, 'ratio')}x)",
+            "health <= pip-audit",
+            bool(_get(f, "target_met")),
+        )
+    ]
+
+
 def _semgrep_rows(f: Figures) -> list[Row]:
     return [
         Row(
@@ -202,6 +214,13 @@ BENCHMARKS = [
         ("--runs", "3"),
         _health_rows,
         "dependency health, cold (PyPI) vs warm release-facts cache",
+    ),
+    Benchmark(
+        "health_vs_pip_audit",
+        "health_vs_pip_audit.py",
+        ("--runs", "5"),
+        _health_vs_pip_audit_rows,
+        "specfleet health vs pip-audit side by side on one 70-pin lock",
     ),
     Benchmark(
         "semgrep_rules",

@@ -15,28 +15,25 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Engine
-
-from core.db import Product, ensure_schema, make_engine
 from core.errors import ConfigurationError
-from core.forges.interface import Forge
-from core.git import MirrorCache
-from core.health.advisories import (
-    Advisory,
-    AdvisorySource,
-    OsvDirectory,
-    PackageVersion,
-    PipAuditSource,
-)
-from core.health.releases import DiskFactsCache, FactsCache, IndexClient, RedisFactsCache
 from core.settings import Settings
 
 if TYPE_CHECKING:
+    # the backends are imported where they are built: `specfleet health` needs no database
+    # layer, and a worker pays for each backend once
+    from sqlalchemy import Engine
+
+    from core.db import Product
+    from core.forges.interface import Forge
+    from core.health.advisories import Advisory, AdvisorySource, PackageVersion
+    from core.health.releases import FactsCache, IndexClient
     from worker.pipeline.deps import PipelineDeps
 
 
 def pipeline_deps(settings: Settings, engine: Engine | None = None) -> PipelineDeps:
     """Everything the pipeline needs, built once per worker process."""
+    from core.db import ensure_schema, make_engine
+    from core.git import MirrorCache
     from worker.pipeline.deps import PipelineDeps
     from worker.pipeline.llm_plan import LLMPlanning
     from worker.verify.environments import EnvironmentCache
@@ -70,6 +67,8 @@ def pipeline_deps(settings: Settings, engine: Engine | None = None) -> PipelineD
 
 def index_client(settings: Settings, url: str | None = None) -> IndexClient:
     """Release facts from the package index, cached in Redis in fleet mode, else on disk."""
+    from core.health.releases import DiskFactsCache, IndexClient, RedisFactsCache
+
     cache: FactsCache
     if settings.redis_url:
         import redis
@@ -94,6 +93,8 @@ def advisory_source(
     ``refreshing``: a long-lived worker re-reads an advisory directory every few minutes; a
     command reads it once.
     """
+    from core.health.advisories import OsvDirectory, PipAuditSource
+
     if pip_audit or (directory is None and settings.advisory_source == "pip-audit"):
         return PipAuditSource(
             osv_url=osv_url or settings.osv_url, cache_dir=settings.cache_dir / "pip-audit"
@@ -105,9 +106,10 @@ def advisory_source(
             "(examples/advisories for the examples; a command also takes --advisories DIR) "
             "or SPECFLEET_ADVISORY_SOURCE=pip-audit (--pip-audit)"
         )
+    parsed = settings.cache_dir / "osv"  # parsed records as JSON, keyed by path, size, mtime
     if refreshing:
-        return RefreshingAdvisories(lambda: OsvDirectory(chosen))
-    return OsvDirectory(chosen)
+        return RefreshingAdvisories(lambda: OsvDirectory(chosen, cache_dir=parsed))
+    return OsvDirectory(chosen, cache_dir=parsed)
 
 
 class RefreshingAdvisories:

@@ -283,7 +283,10 @@ class DependencyProposal:
             )
         if self.plan.lock and self.plan.lock_changes:
             changes = ", ".join(f"{name}=={version}" for name, version in self.plan.lock_changes)
-            parts.append(f"# {self.plan.lock} is regenerated with uv pip compile ({changes})\n")
+            parts.append(f"# {self.plan.lock} is {self.plan.lock_action} ({changes})\n")
+        for note in self.plan.notes:
+            if note.kind in ("lock-edited", "unreadable", "hashes-dropped"):
+                parts.append(f"# note: {note.message}\n")
         return "".join(parts)
 
 
@@ -305,12 +308,24 @@ def propose(
 
 
 def apply_proposal(
-    repo: Path, pinset: PinSet, proposal: DependencyProposal, python_version: str
+    repo: Path,
+    pinset: PinSet,
+    proposal: DependencyProposal,
+    python_version: str,
+    *,
+    use_tools: bool = True,
 ) -> list[Path]:
-    """Write the proposal's edits (and regenerate a lock); all files or none change."""
+    """Write the proposal's edits (and move the lock); all files or none change.
+
+    ``python_version`` is the product's own target (the spec's runtime, else what its files
+    say), never the worker's; ``use_tools=False`` edits a uv.lock in place instead of
+    running ``uv lock``.
+    """
     if proposal.empty:
         return []
-    return write_rewrites(repo, pinset, proposal.targets, python_version=python_version)
+    return write_rewrites(
+        repo, pinset, proposal.targets, python_version=python_version, use_tools=use_tools
+    )
 
 
 def _major_text(version: Version) -> str:

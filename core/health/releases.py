@@ -21,13 +21,15 @@ from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-import httpx
 from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from core.log import get_logger
+
+if TYPE_CHECKING:
+    import httpx  # imported when the index is asked: a warm cache never needs it
 
 DEFAULT_INDEX_URL = "https://pypi.org"
 DAY = 24 * 3600
@@ -195,6 +197,8 @@ class IndexClient:
             else:
                 results[name] = facts_from_document(name, cached)
         if missing:
+            import httpx
+
             with (
                 httpx.Client(
                     timeout=self.timeout_seconds,
@@ -210,6 +214,8 @@ class IndexClient:
         return results
 
     def _fetch(self, client: httpx.Client, name: NormalizedName) -> Facts:
+        import httpx
+
         url = f"{self.base_url}/pypi/{name}/json"
         reason = "not asked"
         for attempt in range(self.retries + 1):

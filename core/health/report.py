@@ -10,7 +10,7 @@ import datetime as dt
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from packaging.utils import NormalizedName
 from packaging.version import InvalidVersion, Version
@@ -18,7 +18,9 @@ from packaging.version import InvalidVersion, Version
 from core.health.advisories.interface import Advisory, AdvisorySource, PackageVersion
 from core.health.pins import Pin, PinProblem, read_pins
 from core.health.releases import Facts, IndexClient, UnknownFacts
-from core.spec.model import Spec
+
+if TYPE_CHECKING:
+    from core.spec.model import Spec
 
 SupportStatus = Literal["supported", "security-only", "end-of-life", "unknown"]
 

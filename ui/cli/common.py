@@ -18,15 +18,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import typer
 from rich.console import Console
-from sqlalchemy import Engine
-from sqlalchemy.exc import OperationalError
 
-from core.db import ensure_schema, make_engine
-from core.db.engine import one_line
 from core.errors import (
     ConfigurationError,
     DatabaseError,
@@ -38,11 +34,16 @@ from core.errors import (
     SpecInvalid,
     SpecMissing,
 )
-from core.git import MirrorCache
-from core.health.advisories import AdvisorySource
-from core.health.releases import IndexClient
-from core.log import configure_logging
 from core.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    # the backends are imported where they are built: `specfleet health` needs no database
+    # layer and `specfleet --help` none of them
+    from sqlalchemy import Engine
+
+    from core.git import MirrorCache
+    from core.health.advisories import AdvisorySource
+    from core.health.releases import IndexClient
 
 EXIT_OK = 0
 EXIT_INVALID = 1
@@ -82,7 +83,13 @@ def reported_errors() -> Iterator[None]:
         raise typer.Exit(EXIT_INVALID) from None
     except SpecfleetError as error:
         fail(str(error), exit_code_for(error))
-    except OperationalError as error:
+    except Exception as error:
+        from sqlalchemy.exc import OperationalError  # loaded already when a database was used
+
+        if not isinstance(error, OperationalError):
+            raise
+        from core.db.engine import one_line
+
         # the database went away after the command connected: one line, exit 2 (environment)
         fail(f"cannot reach the database: {one_line(error.orig or error)}", EXIT_USAGE)
 
@@ -95,12 +102,16 @@ class Wiring:
 
     @cached_property
     def engine(self) -> Engine:
+        from core.db import ensure_schema, make_engine
+
         engine = make_engine(self.settings.resolved_database_url)
         ensure_schema(engine)
         return engine
 
     @cached_property
     def mirrors(self) -> MirrorCache:
+        from core.git import MirrorCache
+
         return MirrorCache(self.settings.mirrors_dir, self.settings.git_timeout_seconds)
 
     def index_client(self, url: str | None = None) -> IndexClient:
@@ -120,6 +131,8 @@ class Wiring:
 
 def wiring() -> Wiring:
     settings = get_settings()
+    from core.log import configure_logging
+
     configure_logging(settings)
     return Wiring(settings)
 

@@ -26,6 +26,7 @@ from typing import Any
 from agent.remediators.dependencies import Upgrade, apply_proposal
 from core.errors import InputError, RepositoryError
 from core.git import GIT_ENV
+from core.health.pins import pin_differences, read_pins
 from core.secrets import redact_text
 from core.spec import Spec, check_spec_bytes
 from core.spec.amendment_text import append_amendment
@@ -59,6 +60,8 @@ class Candidate:
     # set when the LLM planner made the change: its summary and per-file reasons
     plan_summary: str = ""
     rationale: tuple[tuple[str, str, tuple[str, ...]], ...] = ()
+    # every pin the change moved, lock-only ones too: (package, from, to, direct, file)
+    pin_changes: tuple[tuple[str, str, str, bool, str], ...] = ()
 
 
 def dependency_changes(upgrades: tuple[Upgrade, ...]) -> tuple[DependencyChange, ...]:
@@ -115,6 +118,9 @@ def build_candidate(
     python = spec.implementation.runtime.removeprefix("python")
     apply_proposal(worktree, assessment.pinset, plan.dependencies, python)
     changes = dependency_changes(plan.dependencies.upgrades)
+    moved = pin_differences(
+        assessment.pinset, read_pins(worktree, spec.implementation.dependencies)
+    )
 
     git_dir, env = candidate_repository(worktree, scratch, mirror, tip, day)
     code_tree = _git(env, "write-tree")
@@ -141,7 +147,18 @@ def build_candidate(
     commit = _git(env, "commit-tree", tree, "-p", tip, input_text=message)
     _git(env, "update-ref", f"refs/heads/proposal-{key[:12]}", commit)
     claimed = claimed_rules(assessment, changes)
-    return Candidate(worktree, git_dir, commit, key, title, item["id"], appended, changes, claimed)
+    return Candidate(
+        worktree,
+        git_dir,
+        commit,
+        key,
+        title,
+        item["id"],
+        appended,
+        changes,
+        claimed,
+        pin_changes=tuple((d.name, d.old, d.new, d.direct, d.file) for d in moved),
+    )
 
 
 def candidate_repository(

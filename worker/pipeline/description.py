@@ -74,6 +74,9 @@ class DescriptionFacts:
     rationale: tuple[tuple[str, str, tuple[str, ...]], ...] = ()
     plan_summary: str = ""
     spec_change: SpecChangeFacts | None = None  # set for an owner's amendment
+    # every pin that changed, direct or transitive: (package, from, to, direct, file)
+    pin_changes: tuple[tuple[str, str, str, bool, str], ...] = ()
+    python_target: str = ""  # the Python the change was resolved for, e.g. python3.8
 
 
 TRIGGERS = {
@@ -93,6 +96,7 @@ def render_description(facts: DescriptionFacts) -> str:
         _rules(facts),
         _rationale(facts),
         _changes(facts.changes) if facts.changes else "",
+        _pin_changes(facts),
         _amendment(facts),
         "## Verification\n\n" + _bounded(facts.verification, MAX_VERIFICATION_CHARS),
         _llm(facts.llm),
@@ -305,6 +309,30 @@ def _changes(changes: Sequence[DependencyChange]) -> str:
             f"{_cell(change.file)} | {_cell(change.why)} |"
         )
     rows += _more(len(changes))
+    return "\n".join(rows)
+
+
+def _pin_changes(facts: DescriptionFacts) -> str:
+    if not facts.pin_changes and not facts.python_target:
+        return ""
+    rows = ["## Every pin that changed", ""]
+    if facts.python_target:
+        rows += [
+            f"Resolved for the product's own Python target: `{_cell(facts.python_target)}`.",
+            "",
+        ]
+    if facts.pin_changes:
+        rows += [
+            "| package | from | to | direct or transitive | file |",
+            "| --- | --- | --- | --- | --- |",
+        ]
+        for package, old, new, direct, file in facts.pin_changes[:MAX_ROWS]:
+            kind = "direct" if direct else "transitive"
+            rows.append(
+                f"| {_cell(package)} | {_cell(old) or 'new'} | {_cell(new) or 'removed'} | "
+                f"{kind} | {_cell(file)} |"
+            )
+        rows += _more(len(facts.pin_changes))
     return "\n".join(rows)
 
 

@@ -63,6 +63,8 @@ def description_facts(ctx: EvaluationContext) -> DescriptionFacts:
         proposal_key=candidate.key,
         rationale=candidate.rationale,
         plan_summary=candidate.plan_summary,
+        pin_changes=candidate.pin_changes,
+        python_target=spec.implementation.runtime if candidate.pin_changes else "",
     )
 
 

@@ -339,7 +339,10 @@ def _install_plan(repo: Path, dependencies: str) -> _Install:
         for name in dict.fromkeys(names)
         if (root / name).is_file()
     )
-    requirement = root / (pinset.lock or dependencies)
+    # a compiled requirements lock installs as it is; other locks (uv.lock, poetry.lock,
+    # Pipfile.lock) are not pip requirements, so the declaring file installs as before
+    lock = pinset.lock if pinset.lock_format == "requirements" else None
+    requirement = root / (lock or dependencies)
     return _Install(requirement, requirement.suffix == ".toml", files)
 
 

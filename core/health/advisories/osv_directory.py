@@ -19,6 +19,9 @@ source does not log them: its callers decide how to show them (a table, a servic
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import json
 import os
 import threading
 from collections.abc import Iterable, Mapping, Sequence
@@ -57,8 +60,11 @@ class OsvDirectory:
 
     name = "osv-directory"
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, cache_dir: Path | None = None) -> None:
         self.path = path
+        # parsed records as JSON, keyed by file path, size and mtime: a command run reads
+        # them back instead of parsing YAML again (see bench/health_vs_pip_audit.py)
+        self.cache_dir = cache_dir
         if not path.is_dir():
             reason = "does not exist" if not path.exists() else "is not a directory"
             raise AdvisoryError(f"advisory directory {path} {reason}")
@@ -176,7 +182,7 @@ class OsvDirectory:
         with self._lock:
             for file in files:
                 if file not in self._files:
-                    outcome = _read(file)
+                    outcome = _read(file, self.cache_dir)
                     if isinstance(outcome, AdvisoryFileProblem):
                         self._problems.append(outcome)
                         self._files[file] = None
@@ -188,24 +194,50 @@ class OsvDirectory:
         return records
 
 
-def _read(path: Path) -> OsvRecord | AdvisoryFileProblem:
+def _read(path: Path, cache_dir: Path | None = None) -> OsvRecord | AdvisoryFileProblem:
     def problem(reason: str) -> AdvisoryFileProblem:
         return AdvisoryFileProblem(str(path), reason)
 
     try:
-        size = path.stat().st_size
-        if size > MAX_RECORD_BYTES:
-            return problem(f"{size} bytes is larger than an advisory can be")
-        data = path.read_bytes()
+        stat = path.stat()
+        if stat.st_size > MAX_RECORD_BYTES:
+            return problem(f"{stat.st_size} bytes is larger than an advisory can be")
+        cached = _cache_file(cache_dir, path, stat) if cache_dir is not None else None
+        document = _cached_document(cached) if cached is not None else None
+        if document is None:
+            document = load_document(path.read_bytes(), json_format=path.suffix == ".json")
+            if cached is not None and not isinstance(document, Malformed):
+                _store_document(cached, document)
     except OSError as error:
         return problem(f"cannot be read ({error.strerror or error})")
-    document = load_document(data, json_format=path.suffix == ".json")
     if isinstance(document, Malformed):
         return problem(document.reason)
     record = parse_record(document)
     if isinstance(record, Malformed):
         return problem(record.reason)
     return record
+
+
+def _cache_file(cache_dir: Path, path: Path, stat: os.stat_result) -> Path:
+    key = hashlib.sha256(f"{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}".encode())
+    return cache_dir / f"{key.hexdigest()}.json"
+
+
+def _cached_document(cached: Path) -> object | None:
+    try:
+        document: object = json.loads(cached.read_bytes())
+    except (OSError, ValueError):
+        return None  # absent or damaged: parse the advisory itself
+    return document
+
+
+def _store_document(cached: Path, document: object) -> None:
+    # best effort: a cache that cannot be written only costs the next run a parse
+    with contextlib.suppress(OSError, TypeError, ValueError):
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        temporary = cached.with_suffix(f".{os.getpid()}.tmp")
+        temporary.write_text(json.dumps(document))
+        temporary.replace(cached)
 
 
 def _record_files(folder: Path) -> tuple[Path, ...]:

@@ -201,3 +201,23 @@ def test_real_snapshot_answers_the_orders_pins() -> None:
     assert "PYSEC-2020-73" not in by_pin[pin("pandas", "1.5.3")]
     assert [a.id for a in source.advisories_of("pandas")] == ["PYSEC-2020-73"]
     assert source.problems == []
+
+
+def test_a_parse_cache_answers_the_same_and_follows_edits(tmp_path: Path) -> None:
+    """Parsed records cached as JSON give the same advisories; an edited file is re-read."""
+    fixtures = Path(__file__).resolve().parents[2] / "fixtures" / "advisories"
+    root = Path(shutil.copytree(fixtures, tmp_path / "advisories"))
+    cache = tmp_path / "cache"
+    plain = OsvDirectory(root).advisories_for([("requests", "2.28.2"), ("pyarrow", "14.0.0")])
+    first = OsvDirectory(root, cache_dir=cache).advisories_for(
+        [("requests", "2.28.2"), ("pyarrow", "14.0.0")]
+    )
+    assert len(list(cache.iterdir())) >= 2
+    second = OsvDirectory(root, cache_dir=cache).advisories_for(
+        [("requests", "2.28.2"), ("pyarrow", "14.0.0")]
+    )
+    assert plain == first == second and plain
+    record = root / "vulns" / "requests" / "PYSEC-2023-74.yaml"
+    record.write_text(record.read_text().replace("2.31.0", "2.30.9"))
+    edited = OsvDirectory(root, cache_dir=cache).advisories_for([("requests", "2.28.2")])
+    assert "2.30.9" in next(iter(edited.values()))[0].fixed_versions

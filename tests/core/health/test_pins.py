@@ -13,7 +13,7 @@ import pytest
 from packaging.utils import NormalizedName, canonicalize_name
 
 from core.errors import DependencyFileError, InputError
-from core.health import pins as pins_module
+from core.health.pins import files as pins_module
 from core.health.pins import (
     NOT_REGISTRY,
     PinSet,
@@ -613,14 +613,14 @@ def test_a_failed_write_changes_no_file(tmp_path: Path, monkeypatch: pytest.Monk
     """If one file cannot be staged, none is replaced and no temporary file is left."""
     files(tmp_path, {"requirements.txt": "-r base.txt\nsix==1.16.0\n", "base.txt": "idna==3.6\n"})
     pinset = read_pins(tmp_path, "requirements.txt")
-    real_stage = pins_module._stage
+    real_stage = pins_module.stage
 
     def stage(path: Path, data: bytes) -> Path:
         if path.name == "base.txt":
             raise OSError(28, "No space left on device")
         return real_stage(path, data)
 
-    monkeypatch.setattr(pins_module, "_stage", stage)
+    monkeypatch.setattr(pins_module, "stage", stage)
     with pytest.raises(DependencyFileError, match="No space left"):
         write_rewrites(tmp_path, pinset, changes(six="1.17.0", idna="3.7"))
     assert (tmp_path / "requirements.txt").read_text() == "-r base.txt\nsix==1.16.0\n"
