@@ -76,6 +76,11 @@ def schema() -> None:
     console.print_json(json.dumps(spec_json_schema()))
 
 
+def _shown_type(logical: str, declared: str) -> str:
+    """``string (declared varchar)`` when the author wrote an alias, else the logical type."""
+    return logical if declared == logical else escape(f"{logical} (declared {declared})")
+
+
 def render_spec(spec: Spec) -> None:
     owners = ", ".join(spec.owners)
     tags = ", ".join(spec.tags) or "-"
@@ -106,7 +111,7 @@ def render_spec(spec: Spec) -> None:
         for column in output.columns:
             table.add_row(
                 column.name,
-                column.type,
+                _shown_type(column.type, column.declared_type),
                 "yes" if column.required else "",
                 escape(column.description or "[missing]"),
                 escape(column.why or "[missing]"),
