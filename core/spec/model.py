@@ -30,7 +30,7 @@ from pydantic import (
 
 from core.spec.types import (
     DECIMAL_TYPE,
-    SIMPLE_COLUMN_TYPES,
+    SIMPLE_COLUMN_TYPES,  # noqa: F401 - re-exported: the logical types live with the model
     UnknownColumnType,
     canonical_column_type,
 )

@@ -69,7 +69,7 @@ def test_unmappable_types_are_refused_with_the_line(declared: str, expected: str
     assert not check.valid
     (problem,) = check.problems
     assert expected in problem.render()
-    assert problem.line == [n for n, line in enumerate(text.splitlines(), 1) if declared in line][0]
+    assert problem.line == next(n for n, line in enumerate(text.splitlines(), 1) if declared in line)
 
 
 def test_two_outputs_in_one_duckdb_file_one_per_table() -> None:
