@@ -22,6 +22,7 @@ from core.registry import (
     read_import_file,
     utc_text,
 )
+from core.registry.reader import with_default_branch
 from ui.cli.common import (
     EXIT_INVALID,
     EXIT_OK,
@@ -47,7 +48,10 @@ def _registry() -> Registry:
 @app.command()
 def add(
     repo: Annotated[str, typer.Option(help="Repository URL, file:// URL or local path.")],
-    branch: Annotated[str, typer.Option(help="Branch holding the spec.")] = "main",
+    branch: Annotated[
+        str | None,
+        typer.Option(help="Branch holding the spec; default: the repository's default branch."),
+    ] = None,
     spec: Annotated[
         str, typer.Option(help="Spec path inside the repository.")
     ] = "dataproduct.yaml",
@@ -60,7 +64,7 @@ def add(
     try:
         registration = Registration(
             repo=repo,
-            branch=branch,
+            branch=branch or "main",
             spec=spec,
             forge=forge,
             project=project,
@@ -70,7 +74,10 @@ def add(
     except ValueError as error:
         fail(_first_error(error))
     with reported_errors():
-        result = _registry().add(registration)
+        registry = _registry()
+        if branch is None:
+            registration = with_default_branch(registry.mirrors, registration)
+        result = registry.add(registration)
     verb = {
         "added": "[green]registered[/]",
         "updated": "[yellow]updated[/]",
