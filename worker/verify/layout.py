@@ -25,31 +25,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from core.spec.layout import builds_in_checkout, layout_notes
 from core.spec.model import Spec
+
+__all__ = ["builds_in_checkout", "layout_notes"]
 
 COPY_IGNORE = shutil.ignore_patterns(".git", "__pycache__", ".pytest_cache", ".venv")
 # What a DuckDB file may leave beside itself; copied with it so the copy opens consistently.
 _DUCKDB_SIDE_FILES = (".wal",)
-
-
-def builds_in_checkout(spec: Spec) -> bool:
-    """True when the build names neither placeholder: it works inside the checkout."""
-    build = spec.implementation.build
-    return "{inputs}" not in build and "{outputs}" not in build
-
-
-def layout_notes(spec: Spec) -> list[str]:
-    """What ``spec validate`` tells the owner about how the build will be verified."""
-    if not builds_in_checkout(spec):
-        return []
-    fixtures = ", ".join(item.fixture for item in spec.inputs) or "none declared"
-    outputs = ", ".join(sorted({output.path for output in spec.outputs}))
-    return [
-        "implementation.build mentions neither {inputs} nor {outputs}: it is verified in a copy "
-        f"of the checkout, with the fixtures at their paths ({fixtures}) and the outputs read "
-        f"where the spec says, relative to the repository ({outputs}). If the build writes "
-        "elsewhere, no output will be found and the contract cannot be checked."
-    ]
 
 
 def declared_output_paths(spec: Spec) -> list[str]:
