@@ -69,7 +69,12 @@ from worker.pipeline.load import spec_at
 from worker.pipeline.plan import Plan, make_plan
 from worker.pipeline.publish import LABELS, publish
 from worker.pipeline.record import StageLog
-from worker.pipeline.verification import baseline_problem, verify_candidate
+from worker.pipeline.verification import (
+    baseline_build_broken,
+    baseline_problem,
+    verify_candidate,
+)
+from worker.verify.diagnosis import OWNER_ACTION_BROKEN_BASELINE, OWNER_ACTION_NOT_GREEN
 
 log = get_logger(__name__)
 
@@ -416,6 +421,12 @@ def _evaluate(
             ],
         }
     )
+    owner_fix = baseline_build_broken(verdict)
+    if owner_fix is not None:  # the product's own code fails: its owner must act, not ops
+        raise _Finish(
+            "needs-human",
+            {"reason": owner_fix, "action": OWNER_ACTION_BROKEN_BASELINE, "verification": report},
+        )
     broken = baseline_problem(verdict)
     if broken is not None:
         raise _Finish("failed", {"verification": report, "_fingerprint": None}, broken)
@@ -424,6 +435,7 @@ def _evaluate(
             "needs-human",
             {
                 "reason": "the candidate is not verified green: " + "; ".join(verdict.reasons),
+                "action": OWNER_ACTION_NOT_GREEN,
                 "verification": report,
                 "_fingerprint": fingerprint,
             },
