@@ -93,3 +93,19 @@ def test_build_writing_elsewhere_is_reported(
     verdict = gate(baseline, candidate, caches)
     assert not verdict.publishable
     assert any("no output appeared where the spec declares it" in w for w in verdict.warnings)
+
+
+def test_baseline_whose_dbt_build_fails_needs_its_owner_naming_the_model(
+    caches: tuple[EnvironmentCache, SideResultCache], tmp_path: Path
+) -> None:
+    """A broken model on the default branch: the owner is told which model, not ops a crash."""
+    from worker.pipeline.verification import baseline_build_broken, baseline_problem
+
+    broken = Path(shutil.copytree(EXAMPLES / "shop_marts", tmp_path / "broken"))
+    model = broken / "models" / "marts" / "daily_revenue.sql"
+    model.write_text(model.read_text().replace("sum(amount)", "sum(amount_eur)"))
+    verdict = gate(broken, broken, caches)
+    reason = baseline_build_broken(verdict)
+    assert reason is not None and "model daily_revenue" in reason, reason
+    assert "models/marts/daily_revenue.sql" in reason
+    assert baseline_problem(verdict) is not None  # still no publishable candidate
