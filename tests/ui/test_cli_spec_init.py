@@ -10,7 +10,7 @@ from subprocess import CompletedProcess
 import yaml
 
 from core.spec import check_spec_file
-from tests.conftest import EXAMPLES
+from tests.conftest import EXAMPLES, RepoFactory
 
 Cli = Callable[..., CompletedProcess[str]]
 
@@ -72,3 +72,16 @@ def test_export_odcs_and_init_from_it_round_trip(cli: Cli, tmp_path: Path) -> No
     assert check.valid, [problem.render() for problem in check.problems]
     assert check.spec is not None and check.spec.owners == ["lena.fischer@example.com"]
     assert check.spec.output("customer_orders").primary_key == ["customer_id"]
+
+
+def test_product_add_on_a_dbt_repository_without_spec_offers_a_draft(
+    cli: Cli, make_repo: RepoFactory, tmp_path: Path
+) -> None:
+    source = dbt_project_without_spec(tmp_path)
+    repo = make_repo(source=source, name="shop", branch="trunk")
+    result = cli("product", "add", "--repo", str(repo))
+    assert result.returncode == 1 and "no such file" in result.stderr
+    assert "drafted a spec from the dbt project" in result.stderr
+    draft = Path(result.stderr.split("dbt project: ", 1)[1].split()[0])
+    check = check_spec_file(draft)
+    assert check.valid and check.spec is not None and check.spec.id == "shop_marts"

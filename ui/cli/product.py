@@ -12,6 +12,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from core.db import Product
+from core.errors import SpecfleetError, SpecMissing
 from core.registry import (
     ImportReport,
     Registration,
@@ -77,7 +78,11 @@ def add(
         registry = _registry()
         if branch is None:
             registration = with_default_branch(registry.mirrors, registration)
-        result = registry.add(registration)
+        try:
+            result = registry.add(registration)
+        except SpecMissing:
+            _offer_draft(registry, registration)
+            raise
     verb = {
         "added": "[green]registered[/]",
         "updated": "[yellow]updated[/]",
@@ -87,6 +92,25 @@ def add(
     changed = [FIELD_NAMES.get(name, name) for name in result.changed_fields]
     detail = f" ({', '.join(changed)} changed)" if changed else ""
     console.print(f"{verb} product [bold]{result.product_id}[/]{detail}")
+
+
+def _offer_draft(registry: Registry, registration: Registration) -> None:
+    """A repository without a spec: when it is a dbt project, draft one for its owner."""
+    from core.registry.onboarding import draft_for_repository
+
+    try:
+        draft = draft_for_repository(
+            registry.mirrors, registration, wiring().settings.home / "onboarding"
+        )
+    except SpecfleetError:
+        return  # the missing spec is the error to report
+    if draft is not None:
+        err_console.print(
+            f"[yellow]onboarding:[/] drafted a spec from the dbt project: {escape(str(draft))}\n"
+            f"  review the lines marked '# OWNER:', commit it as {escape(registration.spec)} "
+            f"on {escape(registration.branch)}, then run product add again",
+            soft_wrap=True,
+        )
 
 
 @app.command("list")
