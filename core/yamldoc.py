@@ -143,8 +143,8 @@ def alias_bomb(text: str, source: str, limit: int = MAX_ALIAS_EXPANSION) -> Prob
                         source,
                         f"YAML aliases expand to more than {limit} values (alias *{event.anchor}); "
                         "refused as an alias bomb",
-                        line=mark.line + 1,
-                        column=mark.column + 1,
+                        line=mark.line + 1 if mark else None,
+                        column=mark.column + 1 if mark else None,
                     )
             elif isinstance(event, yaml.ScalarEvent):
                 anchor, size = event.anchor, 1

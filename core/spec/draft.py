@@ -272,23 +272,28 @@ def render_draft(draft: Draft) -> str:
             lines.append(f"    primary_key: []  {OWNER_MARK} the columns identifying a row")
         lines.append("    columns:")
         for column in output.columns:
-            lines.append(f"      - name: {column.name}")
-            if column.type:
-                lines.append(f"        type: {column.type}")
-            else:
-                lines.append(f"        type: string  {OWNER_MARK} type not declared anywhere")
-            if column.required:
-                lines.append("        required: true")
-            if column.description:
-                lines.append(f"        description: {_q(column.description)}")
-            else:
-                lines.append(f"        # description:  {OWNER_MARK} what a value means")
-            lines.append(f"        # why:  {OWNER_MARK} the need this column serves")
-            if column.enum:
-                lines.append(f"        enum: [{', '.join(_q(v) for v in column.enum)}]")
-            if column.pii_hint:
-                lines.append(f"        # pii: direct  {OWNER_MARK} the name suggests personal data")
+            lines += _column_lines(column)
     if draft.inputs:
         first = draft.inputs[0].name
         lines.append(f"# failure_modes:  {OWNER_MARK} how the build must fail ({first} missing?)")
     return "\n".join(lines) + "\n"
+
+
+def _column_lines(column: DraftColumn) -> list[str]:
+    lines = [f"      - name: {column.name}"]
+    if column.type:
+        lines.append(f"        type: {column.type}")
+    else:
+        lines.append(f"        type: string  {OWNER_MARK} type not declared anywhere")
+    if column.required:
+        lines.append("        required: true")
+    if column.description:
+        lines.append(f"        description: {_q(column.description)}")
+    else:
+        lines.append(f"        # description:  {OWNER_MARK} what a value means")
+    lines.append(f"        # why:  {OWNER_MARK} the need this column serves")
+    if column.enum:
+        lines.append(f"        enum: [{', '.join(_q(v) for v in column.enum)}]")
+    if column.pii_hint:
+        lines.append(f"        # pii: direct  {OWNER_MARK} the name suggests personal data")
+    return lines
