@@ -37,6 +37,7 @@ from agent.sanitise import fence, sanitise
 from core.errors import InputError
 from core.spec.loader import check_spec_bytes
 from core.spec.model import CLAUSE_ID_PATTERN, Spec
+from core.yamldoc import alias_bomb
 
 MAX_REQUEST_CHARS = 2000
 
@@ -361,6 +362,9 @@ def amend_spec_text(
     spec_text: str, checked: CheckedDraft, ask: AmendmentAsk, today: dt.date
 ) -> str:
     """The spec text with the checked draft applied; raises DraftInvalid if it stops validating."""
+    bomb = alias_bomb(spec_text, "dataproduct.yaml")
+    if bomb is not None:
+        raise DraftInvalid(bomb.render())
     yaml = _yaml()
     document = yaml.load(spec_text)
     draft = checked.draft

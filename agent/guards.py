@@ -50,6 +50,7 @@ from agent.sanitise import BIDI_CONTROLS, INVISIBLE
 from core.secrets import contains_known_secret, find_secret_shapes
 from core.spec.amendment_text import append_amendment as append_amendment_text
 from core.spec.loader import check_spec_bytes
+from core.yamldoc import YamlTooLarge, safe_load_all_bounded
 
 SPEC_PATH = "dataproduct.yaml"
 
@@ -203,11 +204,13 @@ def syntax_problem(path: str, text: str) -> str | None:
         if suffix in (".py", ".pyi"):
             ast.parse(text, filename=path)
         elif suffix in (".yaml", ".yml"):
-            list(yaml.safe_load_all(text))
+            safe_load_all_bounded(text, path)
         elif suffix == ".json":
             json.loads(text)
     except SyntaxError as error:
         return f"the result is not valid Python: line {error.lineno}: {error.msg}"
+    except YamlTooLarge as error:
+        return f"the result is not acceptable YAML: {error.problem.render()}"
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f"line {mark.line + 1}: " if mark is not None else ""

@@ -142,6 +142,29 @@ def branch_tip(mirror: Path, url: str, branch: str) -> str:
     return result.stdout.decode().strip()
 
 
+def default_branch(mirror: Path, url: str) -> str:
+    """The branch the repository's HEAD points at (``trunk``, ``master``, ...).
+
+    Asked of the repository itself (``ls-remote --symref``) because a mirror's own HEAD is
+    set once at clone time and would miss a later rename; the mirror's HEAD is the fallback
+    for servers that do not advertise it.
+    """
+    remote = subprocess.run(
+        ["git", "ls-remote", "--symref", url, "HEAD"],
+        capture_output=True,
+        env={**os.environ, **GIT_ENV},
+        timeout=120,
+        check=False,
+    )
+    match = re.search(rb"^ref: refs/heads/(\S+)\tHEAD$", remote.stdout, re.MULTILINE)
+    if remote.returncode == 0 and match:
+        return match.group(1).decode()
+    local = _git(mirror, "symbolic-ref", "--quiet", "HEAD")
+    if local.returncode == 0 and local.stdout.startswith(b"refs/heads/"):
+        return local.stdout.decode().strip().removeprefix("refs/heads/")
+    raise RepositoryError(f"{redact_text(url)}: cannot tell its default branch; pass --branch")
+
+
 def tree_entries(mirror: Path, commit: str, paths: Sequence[str]) -> dict[str, TreeEntry]:
     """Blob id and size of each of ``paths`` that is a file at ``commit`` (one git call)."""
     entries: dict[str, TreeEntry] = {}

@@ -8,6 +8,12 @@ Checking runs in three passes so a user sees all problems at once, each located:
    cross-field rules the caller passes.
 
 Used for ``dataproduct.yaml`` specs and for policy rule files alike.
+
+Every YAML read in specfleet (specs, policy packs, registry files, plans, edited files) goes
+through :func:`alias_bomb` or :func:`safe_load_bounded` first: a few hundred bytes of nested
+anchors (``&a [*b, *b, ...]``) expand to billions of values, so aliases may add at most
+:data:`MAX_ALIAS_EXPANSION` values to a document, counted on the parser's events before any
+value is built, and the offending alias is named by its line.
 """
 
 from __future__ import annotations
@@ -28,6 +34,11 @@ except ImportError:  # pragma: no cover - depends on how PyYAML was built
     from yaml import SafeLoader as _YamlLoader  # type: ignore[assignment]
 
 Position = tuple[int, int]  # 1-based line, column
+# Values aliases may add to one document. A spec repeating a column list via anchors adds
+# hundreds; an alias bomb adds billions. The check is on parser events, so it costs one
+# extra pass over the text and only runs when the text has both an anchor and an alias.
+MAX_ALIAS_EXPANSION = 100_000
+DEFAULT_MAX_YAML_BYTES = 4 * 1024 * 1024
 Model = TypeVar("Model", bound=BaseModel)
 CrossFieldRules = Callable[[Any], Sequence[tuple[FieldPath, str]]]
 
@@ -97,9 +108,91 @@ def _decode(data: bytes, source: str, max_bytes: int) -> str | Problem:
         return Problem(source, f"the file is not UTF-8 text (byte {error.start})", line=line)
 
 
+class YamlTooLarge(ValueError):
+    """A YAML document refused before loading: too many bytes, or aliases expanding too far."""
+
+    def __init__(self, problem: Problem) -> None:
+        super().__init__(problem.render())
+        self.problem = problem
+
+
+def alias_bomb(text: str, source: str, limit: int = MAX_ALIAS_EXPANSION) -> Problem | None:
+    """A problem at the alias whose expansion takes the document past ``limit`` values.
+
+    Walks parser events only (no values built): each anchored node's expanded size is known
+    when it ends, and each alias adds that size. Syntax errors are left to the real parse.
+    """
+    if "&" not in text or "*" not in text:
+        return None
+    sizes: dict[str, int] = {}
+    open_nodes: list[tuple[str | None, int]] = []  # (anchor, expanded size so far)
+    added = 0
+    try:
+        for event in yaml.parse(text, Loader=_YamlLoader):
+            if isinstance(event, yaml.CollectionStartEvent):
+                open_nodes.append((event.anchor, 1))
+                continue
+            if isinstance(event, yaml.CollectionEndEvent):
+                anchor, size = open_nodes.pop()
+            elif isinstance(event, yaml.AliasEvent):
+                anchor, size = None, sizes.get(event.anchor or "", 1)
+                added += size
+                if added > limit:
+                    mark = event.start_mark
+                    return Problem(
+                        source,
+                        f"YAML aliases expand to more than {limit} values (alias *{event.anchor}); "
+                        "refused as an alias bomb",
+                        line=mark.line + 1 if mark else None,
+                        column=mark.column + 1 if mark else None,
+                    )
+            elif isinstance(event, yaml.ScalarEvent):
+                anchor, size = event.anchor, 1
+            else:
+                continue
+            if anchor is not None:
+                sizes[anchor] = size
+            if open_nodes:
+                parent_anchor, parent_size = open_nodes[-1]
+                open_nodes[-1] = (parent_anchor, parent_size + size)
+    except yaml.YAMLError:
+        return None
+    return None
+
+
+def safe_load_bounded(
+    text: str | bytes, source: str, max_bytes: int = DEFAULT_MAX_YAML_BYTES
+) -> Any:
+    """``yaml.safe_load`` refusing oversized documents and alias bombs (YamlTooLarge)."""
+    size = len(text.encode() if isinstance(text, str) else text)
+    if size > max_bytes:
+        raise YamlTooLarge(oversize_problem(source, size, max_bytes))
+    decoded = text.decode("utf-8-sig") if isinstance(text, bytes) else text
+    problem = alias_bomb(decoded, source)
+    if problem is not None:
+        raise YamlTooLarge(problem)
+    return yaml.load(decoded, Loader=_YamlLoader)
+
+
+def safe_load_all_bounded(
+    text: str, source: str, max_bytes: int = DEFAULT_MAX_YAML_BYTES
+) -> list[Any]:
+    """``yaml.safe_load_all`` with the bounds of :func:`safe_load_bounded`."""
+    size = len(text.encode())
+    if size > max_bytes:
+        raise YamlTooLarge(oversize_problem(source, size, max_bytes))
+    problem = alias_bomb(text, source)
+    if problem is not None:
+        raise YamlTooLarge(problem)
+    return list(yaml.load_all(text, Loader=_YamlLoader))
+
+
 def _parse(
     text: str, source: str
 ) -> tuple[Any, dict[FieldPath, Position], list[Problem]] | Problem:
+    bomb = alias_bomb(text, source)
+    if bomb is not None:
+        return bomb
     loader = _YamlLoader(text)
     try:
         node = loader.get_single_node()

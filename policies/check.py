@@ -14,12 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-
 from core.errors import SpecfleetError
 from core.health.report import HealthReport
 from core.spec.model import Spec
-from core.yamldoc import field_positions
+from core.yamldoc import field_positions, safe_load_bounded
 from policies.checks.dependency import check_dependency_rule
 from policies.checks.spec import check_spec_rule
 from policies.findings import Finding
@@ -119,7 +117,9 @@ def semgrep_documents(rules: Sequence[Rule], semgrep_files: Mapping[str, str]) -
     documents = {}
     for rule in rules:
         if rule.semgrep is not None and rule.semgrep.file in semgrep_files:
-            documents[rule.id] = yaml.safe_load(semgrep_files[rule.semgrep.file])
+            documents[rule.id] = safe_load_bounded(
+                semgrep_files[rule.semgrep.file], rule.semgrep.file
+            )
     return documents
 
 

@@ -23,7 +23,7 @@ import yaml
 
 from core.errors import InputError, PolicyPackInvalid
 from core.spec.problems import Problem
-from core.yamldoc import check_yaml
+from core.yamldoc import YamlTooLarge, check_yaml, safe_load_bounded
 from policies.model import Rule, RuleFile
 
 MAX_RULE_FILE_BYTES = 256 * 1024
@@ -114,9 +114,9 @@ def _rules_in(path: Path) -> tuple[list[tuple[Rule, int]], list[Problem]]:
 
 def _has_rules_key(data: bytes) -> bool:
     try:
-        document = yaml.safe_load(data)
-    except yaml.YAMLError:
-        return False  # check_yaml reports the syntax error with its line
+        document = safe_load_bounded(data, "rules file")
+    except (yaml.YAMLError, YamlTooLarge, UnicodeDecodeError):
+        return False  # check_yaml reports the syntax error or the alias bomb with its line
     return isinstance(document, dict) and "rules" in document
 
 

@@ -11,6 +11,7 @@ from pydantic import ValidationError
 from core.errors import ImportFileError
 from core.registry.decisions import Registration
 from core.registry.store import ImportRow
+from core.yamldoc import alias_bomb
 
 try:  # libyaml is ~10x faster on files of thousands of rows
     from yaml import CSafeLoader as _Loader
@@ -70,6 +71,9 @@ def _csv_rows(path: Path, text: str) -> list[ImportRow]:
 
 
 def _yaml_rows(path: Path, text: str) -> list[ImportRow]:
+    bomb = alias_bomb(text, str(path))
+    if bomb is not None:
+        raise ImportFileError(bomb.render())
     try:
         root = yaml.compose(text, Loader=_Loader)
     except yaml.MarkedYAMLError as error:

@@ -23,6 +23,7 @@ from core.git import (
     MirrorCache,
     TreeEntry,
     branch_tip,
+    default_branch,
     normalise_repo_url,
     read_blobs,
     tree_entries,
@@ -175,6 +176,13 @@ class SpecReader:
             return self.mirrors.fetch(url)
         except SpecfleetError as error:
             return error
+
+
+def with_default_branch(mirrors: MirrorCache, registration: Registration) -> Registration:
+    """The registration on the repository's own default branch (``trunk``, ``master``, ...)."""
+    url = normalise_repo_url(registration.repo)
+    branch = default_branch(mirrors.fetch(url), url)
+    return registration.model_copy(update={"branch": branch})
 
 
 PARALLEL_CHECKS_FROM = 1000  # below this, starting worker processes costs more than it saves

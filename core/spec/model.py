@@ -14,10 +14,26 @@ from its fixture), and ``{outputs}``, the directory where every output must be w
 from __future__ import annotations
 
 import datetime as dt
+import posixpath
 import re
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    field_validator,
+    model_validator,
+)
+
+from core.spec.types import (
+    DECIMAL_TYPE,
+    SIMPLE_COLUMN_TYPES,  # noqa: F401 - re-exported: the logical types live with the model
+    UnknownColumnType,
+    canonical_column_type,
+)
 
 SPEC_VERSION = 1
 
@@ -28,19 +44,8 @@ EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
 RUNTIME_PATTERN = r"^python3\.\d{1,2}$"
 
 # Logical column types. Physical types (parquet, csv, DuckDB) are mapped onto these by the
-# verifier; keeping the list short keeps "is this change breaking" decidable.
-SIMPLE_COLUMN_TYPES = (
-    "string",
-    "integer",
-    "bigint",
-    "double",
-    "boolean",
-    "date",
-    "timestamp",
-    "timestamp_tz",
-    "json",
-)
-DECIMAL_TYPE = re.compile(r"^decimal\((\d{1,2}),\s*(\d{1,2})\)$")
+# verifier; keeping the list short keeps "is this change breaking" decidable. SQL spellings
+# (varchar, int, float, timestamptz, ...) are accepted and normalised by core.spec.types.
 NUMERIC_COLUMN_TYPES = ("integer", "bigint", "double")
 
 NonEmptyText = Annotated[str, Field(min_length=1)]
@@ -56,7 +61,11 @@ def _repo_relative(value: str) -> str:
         raise ValueError(f"must be relative to the repository, not absolute: {value!r}")
     if ".." in re.split(r"[\\/]", value):
         raise ValueError(f"must stay inside the repository (no '..'): {value!r}")
-    return value
+    # one spelling per file, so "./x.duckdb" and "x.duckdb" are the same output path
+    normalised = posixpath.normpath(value.strip().replace("\\", "/"))
+    if normalised == ".":
+        raise ValueError(f"must name a file or directory, not the repository itself: {value!r}")
+    return normalised
 
 
 RepoPath = Annotated[str, AfterValidator(_repo_relative)]
@@ -143,23 +152,30 @@ class Column(SpecModel):
         default=None, description="The only values the column may hold, when it is an enumeration."
     )
 
+    # The type as the author wrote it (``varchar``), when it differs from the logical one.
+    _declared_type: str | None = PrivateAttr(default=None)
+
     @field_validator("type")
     @classmethod
     def _known_type(cls, value: str) -> str:
-        normalised = value.strip().lower()
-        if normalised in SIMPLE_COLUMN_TYPES:
-            return normalised
-        match = DECIMAL_TYPE.match(normalised)
-        if match:
-            precision, scale = int(match.group(1)), int(match.group(2))
-            if not 1 <= precision <= 38 or scale > precision:
-                raise ValueError(
-                    f"decimal({precision},{scale}) needs a precision from 1 to 38 "
-                    "and a scale no larger than the precision"
-                )
-            return f"decimal({precision},{scale})"
-        allowed = ", ".join((*SIMPLE_COLUMN_TYPES, "decimal(p,s)"))
-        raise ValueError(f"unknown column type {value!r}; expected one of {allowed}")
+        try:
+            return canonical_column_type(value)
+        except UnknownColumnType as error:
+            raise ValueError(str(error)) from None
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _remember_declared_type(cls, data: object, handler: Any) -> Column:
+        column: Column = handler(data)
+        declared = data.get("type") if isinstance(data, dict) else None
+        if isinstance(declared, str) and declared.strip() != column.type:
+            column._declared_type = declared.strip()
+        return column
+
+    @property
+    def declared_type(self) -> str:
+        """The type as written in the spec (``varchar``); the logical one when no alias."""
+        return self._declared_type or self.type
 
     @model_validator(mode="after")
     def _tolerance_is_numeric(self) -> Column:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 
-from core.spec.model import Spec
+from core.spec.model import Output, Spec
 from core.spec.problems import FieldPath, render_path
 
 PathProblem = tuple[FieldPath, str]
@@ -18,7 +18,9 @@ def cross_field_problems(spec: Spec) -> list[PathProblem]:
     return [
         *_duplicates((("inputs", i, "name"), item.name) for i, item in enumerate(spec.inputs)),
         *_duplicates((("outputs", i, "name"), item.name) for i, item in enumerate(spec.outputs)),
-        *_duplicates((("outputs", i, "path"), item.path) for i, item in enumerate(spec.outputs)),
+        *_duplicates(
+            (("outputs", i, "path"), _output_location(item)) for i, item in enumerate(spec.outputs)
+        ),
         *_duplicates(
             (("requirements", i, "id"), item.id) for i, item in enumerate(spec.requirements)
         ),
@@ -29,6 +31,13 @@ def cross_field_problems(spec: Spec) -> list[PathProblem]:
         *_output_problems(spec),
         *_failure_mode_problems(spec),
     ]
+
+
+def _output_location(output: Output) -> str:
+    """What two outputs may not share: a file, or a table in a DuckDB file (one per table)."""
+    if output.format == "duckdb" and output.table is not None:
+        return f"{output.path} table {output.table}"
+    return output.path
 
 
 def _duplicates(named: Iterable[tuple[FieldPath, str]]) -> Iterator[PathProblem]:

@@ -13,16 +13,19 @@ from pathlib import Path
 import pytest
 
 from core.spec import Spec, load_spec
+from core.spec.layout import builds_in_checkout
 from tests.conftest import EXAMPLES
+from worker.verify.environments import local_interpreter, pyenv_versions
 
 EXAMPLE_DIRS = sorted(path.parent for path in EXAMPLES.glob("*/dataproduct.yaml"))
 UV = str(Path(sys.executable).with_name("uv"))
 
 
-def test_there_are_three_examples_and_their_specs_are_valid() -> None:
-    """orders, customer_revenue and store_footfall ship, and each spec loads."""
+def test_there_are_four_examples_and_their_specs_are_valid() -> None:
+    """orders, customer_revenue, store_footfall and the dbt project shop_marts ship, and
+    each spec loads."""
     ids = {load_spec(path / "dataproduct.yaml").id for path in EXAMPLE_DIRS}
-    assert ids == {"orders", "customer_revenue", "store_footfall"}
+    assert ids == {"orders", "customer_revenue", "store_footfall", "shop_marts"}
 
 
 @pytest.mark.parametrize("example", EXAMPLE_DIRS, ids=lambda path: path.name)
@@ -71,10 +74,12 @@ def product_envs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         spec = load_spec(example / "dataproduct.yaml")
         env = root / spec.id
         python_version = spec.implementation.runtime.removeprefix("python")
-        subprocess.run([UV, "venv", "-q", "-p", python_version, str(env)], check=True)
+        interpreter = local_interpreter(python_version, pyenv_versions()) or python_version
+        subprocess.run([UV, "venv", "-q", "-p", str(interpreter), str(env)], check=True)
+        # requirements.in is installed from the lock pip-compile wrote beside it
+        pins = (example / spec.implementation.dependencies).with_suffix(".txt")
         subprocess.run(
-            [UV, "pip", "install", "-q", "-p", str(env / "bin" / "python"), "-r",
-             str(example / spec.implementation.dependencies)],
+            [UV, "pip", "install", "-q", "-p", str(env / "bin" / "python"), "-r", str(pins)],
             check=True,
             timeout=600,
         )
@@ -113,6 +118,9 @@ def test_example_builds_passes_its_tests_and_fails_as_specified(
     shutil.copytree(example, repo, ignore=shutil.ignore_patterns("__pycache__"))
     limit = spec.constraints.max_build_seconds
 
+    if builds_in_checkout(spec):  # dbt: seeds in the repository, outputs beside it
+        check_checkout_build(spec, env, example, repo, tmp_path, limit)
+        return
     stage_inputs(spec, repo, tmp_path / "inputs")
     outputs = tmp_path / "outputs"
     outputs.mkdir()
@@ -143,3 +151,28 @@ def test_example_builds_passes_its_tests_and_fails_as_specified(
             assert mode.expect.stderr_contains in result.stderr, (mode.id, result.stderr)
         if mode.expect.no_outputs:
             assert list(failed_outputs.iterdir()) == [], f"{mode.id} left outputs behind"
+
+
+def check_checkout_build(
+    spec: Spec, env: Path, example: Path, repo: Path, tmp_path: Path, limit: int
+) -> None:
+    """A build that works in its checkout: outputs at their paths, tests pass, and each
+    failure mode (run in a fresh copy with the input removed) fails as promised."""
+    built = run_in_env(env, spec.implementation.build, repo, limit)
+    assert built.returncode == 0, built.stdout[-3000:]
+    for output in spec.outputs:
+        assert (repo / output.path).is_file(), f"{output.name} was not written"
+    assert spec.implementation.test is not None
+    tested = run_in_env(env, spec.implementation.test, repo, limit)
+    assert tested.returncode == 0, tested.stdout + tested.stderr
+    for mode in spec.failure_modes:
+        copy = Path(shutil.copytree(example, tmp_path / f"mode-{mode.id}"))
+        target = next(item for item in spec.inputs if item.name == mode.when.input_name)
+        if mode.when.input_missing:
+            (copy / target.fixture).unlink()
+        else:
+            (copy / target.fixture).write_bytes(b"")
+        result = run_in_env(env, spec.implementation.build, copy, limit)
+        assert result.returncode == mode.expect.exit_code, (mode.id, result.stdout[-2000:])
+        if mode.expect.no_outputs:
+            assert not any((copy / output.path).exists() for output in spec.outputs)

@@ -238,3 +238,22 @@ def test_unreachable_database_is_a_clear_error(cli: Cli) -> None:
     result = cli("product", "list", env=env)
     assert result.returncode == 2
     assert "cannot reach the database" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_show_names_the_logical_type_of_a_sql_alias(cli: Cli, tmp_path: Path) -> None:
+    """A column declared varchar is shown as the string it became, with what was written."""
+    spec = write(tmp_path / "dataproduct.yaml", VALID.replace("type: bigint", "type: INT8", 1))
+    result = cli("spec", "show", str(spec))
+    assert result.returncode == 0, result.stderr
+    assert "bigint (declared INT8)" in result.stdout.replace("\n", " ").replace("│", " ")
+
+
+def test_product_add_uses_the_repository_default_branch(cli: Cli, make_repo: RepoFactory) -> None:
+    """A repository whose default branch is trunk registers on trunk; --branch still overrides."""
+    repo = make_repo({"dataproduct.yaml": VALID}, branch="trunk")
+    added = cli("product", "add", "--repo", str(repo))
+    assert added.returncode == 0, added.stderr
+    shown = json.loads(cli("product", "list", "--json").stdout)
+    assert [product["branch"] for product in shown] == ["trunk"]
+    wrong = cli("product", "add", "--repo", str(repo), "--branch", "main")
+    assert wrong.returncode != 0 and "no branch 'main'" in wrong.stderr

@@ -80,6 +80,8 @@ def test_check_reports_each_examples_violations(
             ("ORG-SQL-001", "models/stg_customers.sql", None),
         },
         "store_footfall": set(),
+        # dbt: vulnerable pins in the pip-compiled lock; select * from {{ ref() }} is fine
+        "shop_marts": {("ORG-SEC-001", "requirements.txt", None)},
     }
     for name, violations in expected.items():
         repo = shutil.copytree(EXAMPLES / name, tmp_path / name)
@@ -93,6 +95,8 @@ def test_check_reports_each_examples_violations(
                 f_rule == rule and f_file == file and (line is None or f_line == line)
                 for f_rule, f_file, f_line in failing
             ), (name, rule, failing)
+        if name == "shop_marts":
+            assert not any(rule == "ORG-SQL-001" for rule, _, _ in failing), failing
         if name == "store_footfall":
             assert result.returncode == 0, failing
             assert report["statuses"]["ORG-SEC-001"] == "pass"

@@ -28,7 +28,8 @@ def _rows(home: Path, query: str) -> list[tuple]:
 def test_demo_plays_the_week_and_replays_without_duplicates(
     cli, tmp_path: Path, index_url: str
 ) -> None:  # type: ignore[no-untyped-def]
-    """MRs for orders and customer_revenue, no-change for store_footfall; again: nothing new."""
+    """MRs for orders, customer_revenue and the dbt project shop_marts (on its trunk branch),
+    no-change for store_footfall; again: nothing new."""
     home = tmp_path / "home"
     env = {"SPECFLEET_HOME": str(home), "SPECFLEET_INDEX_URL": index_url}
     first = cli("demo", env=env)
@@ -37,12 +38,18 @@ def test_demo_plays_the_week_and_replays_without_duplicates(
     for step in ("registers them", "publishes the organisation's policy pack", "weekly window"):
         assert step in first.stdout
     merge_requests = _rows(home, "SELECT product_id, state, description FROM merge_request")
-    assert sorted(product for product, _, _ in merge_requests) == ["customer_revenue", "orders"]
+    assert sorted(product for product, _, _ in merge_requests) == [
+        "customer_revenue",
+        "orders",
+        "shop_marts",
+    ]
     for product, state, description in merge_requests:
         assert state == "open"
         assert description.count("**Verification: passed.**") == 1, product
     orders = next(d for p, _, d in merge_requests if p == "orders")
     assert "pyarrow" in orders and "ORG-PY-004" in orders and "pandas" in orders
+    shop = next(d for p, _, d in merge_requests if p == "shop_marts")
+    assert "requests" in shop and "idna" in shop and "`trunk`" in shop
     outcomes = dict(
         _rows(home, "SELECT product_id, outcome FROM evaluation WHERE product_id='store_footfall'")
     )
@@ -56,4 +63,4 @@ def test_demo_plays_the_week_and_replays_without_duplicates(
     again = _rows(home, "SELECT product_id, state FROM merge_request ORDER BY id")
     assert again == [(p, s) for p, s, _ in merge_requests]
     assert _rows(home, "SELECT count(*) FROM policy_set") == [(2,)]
-    assert _rows(home, "SELECT count(*) FROM product") == [(3,)]
+    assert _rows(home, "SELECT count(*) FROM product") == [(4,)]

@@ -82,7 +82,7 @@ def demo(
         for repo in repos:
             url = forge.ensure_project(repo.product_id, repo.path)
             table.add_row(repo.product_id, url)
-            fleet_rows.append({"repo": url, "branch": "main", "tags": ["example"]})
+            fleet_rows.append({"repo": url, "branch": repo.branch, "tags": ["example"]})
         console.print(table)
         fleet_file = home / "fleet.yaml"
         import yaml

@@ -2,7 +2,9 @@
 
 ``--now`` runs the same pipeline the workers run (``worker.pipeline.run_evaluation``),
 synchronously, and prints its stages and outcome. Exit codes: 0 the evaluation finished
-(any outcome but ``failed``), 1 it failed, 2 usage or environment error.
+(any outcome but ``failed`` and ``needs-human``), 1 it failed or needs a person (the reason,
+what the owner can do and the verification report are printed), 2 usage or environment
+error.
 """
 
 from __future__ import annotations
@@ -90,6 +92,9 @@ def evaluate(
         raise typer.Exit(EXIT_INVALID)
     if result.reason:
         console.print(f"why: {escape(result.reason)}", soft_wrap=True)
+    if result.outcome == "needs-human":
+        print_needs_human(result.summary)
+        raise typer.Exit(EXIT_INVALID)
     raise typer.Exit(EXIT_OK)
 
 
@@ -104,6 +109,17 @@ def _refuse_when_paused(engine: Engine) -> None:
             "nothing queued; `--force` evaluates anyway, `specfleet fleet resume` lifts the pause",
             EXIT_INVALID,
         )
+
+
+def print_needs_human(summary: dict[str, Any]) -> None:
+    """What the owner can do, then the verification report the decision rests on."""
+    action = summary.get("action")
+    if action:
+        console.print(f"what you can do: {escape(str(action))}", soft_wrap=True)
+    report = summary.get("verification")
+    if report:
+        console.print("\n[bold]Verification report[/]")
+        console.print(str(report), markup=False, highlight=False, soft_wrap=True)
 
 
 def dispatch(evaluation_id: int, queued: str) -> str | None:

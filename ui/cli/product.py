@@ -12,6 +12,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from core.db import Product
+from core.errors import SpecfleetError, SpecMissing
 from core.registry import (
     ImportReport,
     Registration,
@@ -22,6 +23,7 @@ from core.registry import (
     read_import_file,
     utc_text,
 )
+from core.registry.reader import with_default_branch
 from ui.cli.common import (
     EXIT_INVALID,
     EXIT_OK,
@@ -47,7 +49,10 @@ def _registry() -> Registry:
 @app.command()
 def add(
     repo: Annotated[str, typer.Option(help="Repository URL, file:// URL or local path.")],
-    branch: Annotated[str, typer.Option(help="Branch holding the spec.")] = "main",
+    branch: Annotated[
+        str | None,
+        typer.Option(help="Branch holding the spec; default: the repository's default branch."),
+    ] = None,
     spec: Annotated[
         str, typer.Option(help="Spec path inside the repository.")
     ] = "dataproduct.yaml",
@@ -60,7 +65,7 @@ def add(
     try:
         registration = Registration(
             repo=repo,
-            branch=branch,
+            branch=branch or "main",
             spec=spec,
             forge=forge,
             project=project,
@@ -70,7 +75,14 @@ def add(
     except ValueError as error:
         fail(_first_error(error))
     with reported_errors():
-        result = _registry().add(registration)
+        registry = _registry()
+        if branch is None:
+            registration = with_default_branch(registry.mirrors, registration)
+        try:
+            result = registry.add(registration)
+        except SpecMissing:
+            _offer_draft(registry, registration)
+            raise
     verb = {
         "added": "[green]registered[/]",
         "updated": "[yellow]updated[/]",
@@ -80,6 +92,25 @@ def add(
     changed = [FIELD_NAMES.get(name, name) for name in result.changed_fields]
     detail = f" ({', '.join(changed)} changed)" if changed else ""
     console.print(f"{verb} product [bold]{result.product_id}[/]{detail}")
+
+
+def _offer_draft(registry: Registry, registration: Registration) -> None:
+    """A repository without a spec: when it is a dbt project, draft one for its owner."""
+    from core.registry.onboarding import draft_for_repository
+
+    try:
+        draft = draft_for_repository(
+            registry.mirrors, registration, wiring().settings.home / "onboarding"
+        )
+    except SpecfleetError:
+        return  # the missing spec is the error to report
+    if draft is not None:
+        err_console.print(
+            f"[yellow]onboarding:[/] drafted a spec from the dbt project: {escape(str(draft))}\n"
+            f"  review the lines marked '# OWNER:', commit it as {escape(registration.spec)} "
+            f"on {escape(registration.branch)}, then run product add again",
+            soft_wrap=True,
+        )
 
 
 @app.command("list")

@@ -13,6 +13,7 @@ from rich.table import Table
 
 from core.errors import InputError
 from core.spec import Spec, check_spec_file
+from core.spec.layout import layout_notes
 from core.spec.schema import spec_json_schema
 from ui.cli.common import EXIT_INVALID, EXIT_OK, EXIT_USAGE, console, err_console, reported_errors
 
@@ -36,17 +37,21 @@ def validate(
             if not as_json:
                 err_console.print(f"[bold red]error:[/] {escape(str(error))}")
             continue
+        notes = layout_notes(check.spec) if check.spec is not None else []
         report.append(
             {
                 "file": str(path),
                 "valid": check.valid,
                 "id": check.spec.id if check.spec else None,
                 "problems": [problem.as_dict() for problem in check.problems],
+                "warnings": notes,
             }
         )
         if check.spec is not None:
             if not as_json:
                 console.print(f"[green]valid[/]   {escape(str(path))} (product {check.spec.id})")
+                for note in notes:
+                    err_console.print(f"  [yellow]warning:[/] {escape(note)}", soft_wrap=True)
             continue
         worst = max(worst, EXIT_INVALID)
         if not as_json:
@@ -71,9 +76,64 @@ def show(path: Annotated[Path, typer.Argument(help="Spec file to render.")]) -> 
 
 
 @app.command()
+def init(
+    path: Annotated[Path, typer.Argument(help="Repository (a dbt project) to draft for.")] = Path(),
+    from_odcs: Annotated[
+        Path | None, typer.Option("--from-odcs", help="Draft from this ODCS data contract.")
+    ] = None,
+    write: Annotated[
+        bool, typer.Option("--write", help="Write PATH/dataproduct.yaml (never overwrites).")
+    ] = False,
+) -> None:
+    """Draft dataproduct.yaml from a dbt project or an ODCS contract; gaps marked # OWNER:."""
+    from core.spec.init import init_text
+
+    with reported_errors():
+        text = init_text(path, from_odcs)
+    if not write:
+        console.print(text, markup=False, highlight=False, end="", soft_wrap=True)
+        return
+    target = path / "dataproduct.yaml"
+    if target.exists():
+        err_console.print(f"[bold red]error:[/] {escape(str(target))} exists; not overwritten")
+        raise typer.Exit(EXIT_USAGE)
+    target.write_text(text)
+    gaps = text.count("# OWNER:")
+    console.print(f"wrote {escape(str(target))}: {gaps} places for the owner to fill in")
+
+
+@app.command()
+def export(
+    path: Annotated[Path, typer.Argument(help="Spec file to export.")],
+    odcs: Annotated[bool, typer.Option("--odcs", help="As an ODCS v3 data contract.")] = True,
+) -> None:
+    """Print a spec as an Open Data Contract Standard (v3) YAML document."""
+    import yaml
+
+    from core.spec import load_spec
+    from core.spec.odcs import spec_to_odcs
+
+    with reported_errors():
+        spec = load_spec(path)
+    document = spec_to_odcs(spec)
+    console.print(
+        yaml.safe_dump(document, sort_keys=False, allow_unicode=True, width=100),
+        markup=False,
+        highlight=False,
+        end="",
+        soft_wrap=True,
+    )
+
+
+@app.command()
 def schema() -> None:
     """Print the JSON Schema of dataproduct.yaml, for editors and CI checks."""
     console.print_json(json.dumps(spec_json_schema()))
+
+
+def _shown_type(logical: str, declared: str) -> str:
+    """``string (declared varchar)`` when the author wrote an alias, else the logical type."""
+    return logical if declared == logical else escape(f"{logical} (declared {declared})")
 
 
 def render_spec(spec: Spec) -> None:
@@ -106,7 +166,7 @@ def render_spec(spec: Spec) -> None:
         for column in output.columns:
             table.add_row(
                 column.name,
-                column.type,
+                _shown_type(column.type, column.declared_type),
                 "yes" if column.required else "",
                 escape(column.description or "[missing]"),
                 escape(column.why or "[missing]"),

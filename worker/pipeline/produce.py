@@ -27,7 +27,12 @@ from worker.pipeline.description import render_description, spec_change_facts
 from worker.pipeline.facts import description_facts, rules_new_since_merge
 from worker.pipeline.llm_plan import LLMPlanning, commit_loop_candidate, plan_with_llm, usage_of
 from worker.pipeline.publish import LABELS, publish
-from worker.pipeline.verification import baseline_problem, verify_candidate
+from worker.pipeline.verification import (
+    baseline_build_broken,
+    baseline_problem,
+    verify_candidate,
+)
+from worker.verify.diagnosis import OWNER_ACTION_BROKEN_BASELINE, OWNER_ACTION_NOT_GREEN
 
 
 def draft(ctx: EvaluationContext) -> Ending | None:
@@ -224,12 +229,25 @@ def judge(ctx: EvaluationContext) -> Ending | None:
             ],
         }
     )
+    owner_fix = baseline_build_broken(verdict)
+    if owner_fix is not None:  # the product's own code fails: its owner must act, not ops
+        return ctx.ending(
+            Outcome.NEEDS_HUMAN,
+            {
+                "reason": owner_fix,
+                "action": OWNER_ACTION_BROKEN_BASELINE,
+                "verification": ctx.report,
+            },
+        )
     broken = baseline_problem(verdict)
     if broken is not None:
         return Ending(Outcome.FAILED, {"verification": ctx.report}, broken)
     if not verdict.publishable:
         reason = "the candidate is not verified green: " + "; ".join(verdict.reasons)
-        return ctx.ending(Outcome.NEEDS_HUMAN, {"reason": reason, "verification": ctx.report})
+        return ctx.ending(
+            Outcome.NEEDS_HUMAN,
+            {"reason": reason, "action": OWNER_ACTION_NOT_GREEN, "verification": ctx.report},
+        )
     return None
 
 

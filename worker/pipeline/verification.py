@@ -13,6 +13,7 @@ from policies.store import PolicySet
 from worker.pipeline.apply import Candidate
 from worker.pipeline.assess import Assessment, assess_checkout
 from worker.pipeline.deps import PipelineDeps
+from worker.verify.diagnosis import broken_build_reason
 from worker.verify.gate import Verdict, verify
 
 
@@ -73,6 +74,15 @@ def _gate(
         results=deps.results,
         window=window,
     )
+
+
+def baseline_build_broken(verdict: Verdict) -> str | None:
+    """The baseline's build ended by itself with an error: the owner's to fix (dbt: the
+    failing model is named). Kills and environment problems stay ``baseline_problem``'s."""
+    side = verdict.baseline
+    if side.problem or side.build is None:
+        return None
+    return broken_build_reason(side.build)
 
 
 def baseline_problem(verdict: Verdict) -> str | None:

@@ -20,6 +20,10 @@ half-way never leaves something that looks complete. The venv is made ``--reloca
 because of that rename: uv then writes entry points (``bin/pytest``) that find their
 interpreter relative to themselves instead of at the temporary path.
 
+The interpreter is the one uv finds for the runtime's version, or an installed pyenv version
+uv cannot see (:func:`local_interpreter`), so a product on python3.9 builds offline where pyenv
+holds a 3.9.
+
 Installing: ``uv pip install -p <venv python> -r <file>``; for ``pyproject.toml`` with
 ``--all-extras`` (test tools usually live in an optional group), for ``requirements.in`` the
 compiled lock. uv runs with the cache root as its working directory (so a ``.python-version``
@@ -142,6 +146,31 @@ def python_version(runtime: str) -> str:
     return match.group(1)
 
 
+def pyenv_versions() -> Path:
+    """Where pyenv keeps its interpreters (``$PYENV_ROOT/versions``)."""
+    root = os.environ.get("PYENV_ROOT") or str(Path.home() / ".pyenv")
+    return Path(root) / "versions"
+
+
+def local_interpreter(version: str, *roots: Path) -> Path | None:
+    """An installed ``python<version>`` uv would not find by itself, newest patch first.
+
+    uv finds interpreters on PATH and in its own store; a pyenv installation that is not
+    the selected one (its shim answers "command not found") is invisible to it, and uv then
+    tries to download one, which fails offline. Products written for an older Python (3.8,
+    3.9) are exactly the ones whose interpreter sits there unselected.
+    """
+    found: list[tuple[tuple[int, ...], Path]] = []
+    for root in roots:
+        if not root.is_dir():
+            continue
+        for candidate in root.glob(f"{version}.*/bin/python{version}"):
+            patch = candidate.parent.parent.name[len(version) + 1 :]
+            if patch.isdigit() and candidate.is_file() and os.access(candidate, os.X_OK):
+                found.append(((int(patch),), candidate))
+    return max(found)[1] if found else None
+
+
 def platform_tag() -> str:
     """The platform an environment's binary wheels were chosen for."""
     libc, libc_version = platform.libc_ver()
@@ -255,7 +284,16 @@ class EnvironmentCache:
         building = self.root / f"{BUILDING_PREFIX}{key}-{secrets.token_hex(4)}"
         try:
             self._run_uv(
-                [uv, "venv", "--quiet", "--no-project", "--relocatable", "-p", version, building],
+                [
+                    uv,
+                    "venv",
+                    "--quiet",
+                    "--no-project",
+                    "--relocatable",
+                    "-p",
+                    local_interpreter(version, pyenv_versions()) or version,
+                    building,
+                ],
                 "uv venv failed",
             )
             command: list[str | Path] = [uv, "pip", "install", "--quiet"]

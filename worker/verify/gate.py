@@ -30,6 +30,13 @@ from worker.verify.contract import (
 from worker.verify.data import data_ok, diff_output
 from worker.verify.environments import EnvironmentCache, ProductEnvironment
 from worker.verify.evidence import weaker_test_evidence
+from worker.verify.layout import (
+    collect_outputs,
+    existing_outputs,
+    left_behind,
+    missing_outputs_warning,
+    stage_run,
+)
 from worker.verify.model import (
     ContractDifference,
     DataDiff,
@@ -252,19 +259,6 @@ def _stage_fixtures(spec: Spec, repo: Path, destination: Path) -> Path:
     return destination
 
 
-def _inputs(
-    fixtures: Path, target: Path, missing: str | None = None, empty: str | None = None
-) -> Path:
-    shutil.copytree(fixtures, target)
-    for path in target.iterdir():
-        stem = path.name.rsplit(".", 1)[0]
-        if stem == missing:
-            path.unlink()
-        elif stem == empty:
-            path.write_bytes(b"")
-    return target
-
-
 def _side(
     label: str,
     spec: Spec,
@@ -288,7 +282,9 @@ def _side(
         earlier = reuse.cache.get(key, scratch / "outputs")
         if earlier is not None:
             return replace(earlier, label=label, commit=commit, environment=environment)
-    result = _run_side(label, spec, worktree, fixtures, scratch, environment, commit, provoke)
+    result = _run_side(
+        label, spec, worktree, fixtures, scratch, environment, commit, provoke, source=repo
+    )
     if reuse is not None and key is not None and _conclusive(result):
         reuse.cache.put(key, result, scratch / "outputs")
     return result
@@ -333,21 +329,26 @@ def _run_side(
     environment: ProductEnvironment,
     commit: str | None,
     provoke: bool,
+    source: Path | None = None,
 ) -> SideResult:
     limits = {
         "timeout_seconds": float(spec.constraints.max_build_seconds),
         "memory_mb": spec.constraints.max_memory_mb,
     }
-    inputs = _inputs(fixtures, scratch / "inputs")
-    outputs = scratch / "outputs"
-    outputs.mkdir()
+    staged = stage_run(spec, worktree, fixtures, scratch, worktree=worktree)
+    outputs = staged.outputs
     build = run_sandboxed(
-        spec.implementation.build.format(inputs=inputs, outputs=outputs),
+        staged.command,
         worktree,
         environment,
-        writable=(inputs, outputs),
+        writable=staged.writable,
         **limits,  # type: ignore[arg-type]
     )
+    collect_outputs(spec, staged)
+    if staged.in_checkout and build.ok:
+        warning = missing_outputs_warning(spec, outputs)
+        if warning is not None:
+            build = replace(build, warnings=(*build.warnings, warning))
     schemas = {output.name: read_output_schema(outputs, output) for output in spec.outputs}
     unexpected = tuple(unexpected_outputs(outputs, spec)) if build.ok else ()
     # The tests and the provoked failure modes are independent sandboxed runs (each mode
@@ -356,7 +357,13 @@ def _run_side(
         modes_future = pool.submit(
             lambda: tuple(
                 _failure_mode(
-                    mode, spec, worktree, environment, fixtures, scratch / f"mode-{index}", limits
+                    mode,
+                    spec,
+                    source or worktree,
+                    environment,
+                    fixtures,
+                    scratch / f"mode-{index}",
+                    limits,
                 )
                 for index, mode in enumerate(spec.failure_modes if provoke else ())
             )
@@ -393,23 +400,25 @@ def _failure_mode(
     scratch: Path,
     limits: dict[str, float | int],
 ) -> FailureModeResult:
-    scratch.mkdir(parents=True)
-    inputs = _inputs(
-        fixtures, scratch / "inputs", missing=mode.when.input_missing, empty=mode.when.input_empty
-    )
-    outputs = scratch / "outputs"
-    outputs.mkdir()
-    run = run_sandboxed(
-        spec.implementation.build.format(inputs=inputs, outputs=outputs),
+    # its own copy of the checkout: the tests run beside it in the side's worktree
+    staged = stage_run(
+        spec,
         worktree,
+        fixtures,
+        scratch,
+        missing=mode.when.input_missing,
+        empty=mode.when.input_empty,
+    )
+    before = existing_outputs(spec, staged.worktree)
+    run = run_sandboxed(
+        staged.command,
+        staged.worktree,
         environment,
-        writable=(inputs, outputs),
+        writable=staged.writable,
         **limits,  # type: ignore[arg-type]
     )
     expect = mode.expect
-    left = tuple(
-        sorted(str(path.relative_to(outputs)) for path in outputs.rglob("*") if path.is_file())
-    )
+    left = left_behind(spec, staged, before)
     problems = []
     if run.exit_code != expect.exit_code:
         got = (

@@ -425,3 +425,44 @@ def test_a_sign_in_without_the_forms_token_is_refused(
     )
     assert response.status_code == 403
     assert client.get("/", follow_redirects=False).status_code == 303
+
+
+def test_needs_human_evaluation_shows_reason_action_and_report(
+    client: TestClient,
+    accounts: Accounts,
+    with_merge_request: ProductWithMergeRequest,
+    engine: Engine,
+) -> None:
+    """No proposal carries the report of a needs-human evaluation: page and API show it."""
+    from tests.ui.web.conftest import bearer
+
+    now = dt.datetime.now(dt.UTC)
+    with session_scope(engine) as session:
+        evaluation = Evaluation(
+            product_id="product-a",
+            window=iso_week(now.date()),
+            trigger="weekly",
+            status="done",
+            outcome="needs-human",
+            started_at=now,
+            finished_at=now,
+            summary={
+                "reason": "the current implementation does not build (exit 1): dbt failed in "
+                "model daily_revenue (models/marts/daily_revenue.sql)",
+                "action": "fix the build on the default branch",
+                "verification": "**Verification: not publishable.**\n\n| layer | result |",
+            },
+        )
+        session.add(evaluation)
+        session.flush()
+        evaluation_id = evaluation.id
+    login(client, "viewer")
+    page = client.get(f"/evaluations/{evaluation_id}").text
+    assert "Needs a person because" in page and "model daily_revenue" in page
+    assert "What you can do" in page and "fix the build on the default branch" in page
+    assert "Verification: not publishable." in page
+    shown = client.get(f"/api/v1/evaluations/{evaluation_id}", headers=bearer(accounts, "viewer"))
+    body = shown.json()
+    assert "model daily_revenue" in body["reason"]
+    assert body["action"] == "fix the build on the default branch"
+    assert body["verification"].startswith("**Verification: not publishable.**")

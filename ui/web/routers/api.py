@@ -151,6 +151,11 @@ class EvaluationDetailOut(EvaluationOut):
     stages: list[StageOut]
     merge_request_id: int | None
     llm_usage: LLMUsageOut
+    # why the outcome is what it is, what the owner can do, and the verification report
+    # (markdown) it rests on: a needs-human evaluation has no merge request to carry them
+    reason: str | None = None
+    action: str | None = None
+    verification: str | None = None
 
 
 class QueuedOut(BaseModel):
@@ -382,7 +387,16 @@ def evaluation(request: Request, identity: Caller, evaluation_id: RowId) -> Eval
         ],
         merge_request_id=detail.merge_request.id if detail.merge_request else None,
         llm_usage=LLMUsageOut(**vars(detail.usage)),
+        **_summary_texts(detail.evaluation.summary),
     )
+
+
+def _summary_texts(summary: dict[str, Any] | None) -> dict[str, str | None]:
+    values = summary or {}
+    return {
+        key: str(values[key]) if values.get(key) else None
+        for key in ("reason", "action", "verification")
+    }
 
 
 # -- merge requests ------------------------------------------------------------------------

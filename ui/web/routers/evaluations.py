@@ -28,8 +28,12 @@ def evaluation_page(request: Request, identity: SignedIn, evaluation_id: RowId) 
             diff_html = highlighted_diff(context.forge.diff(mr.id))
         except SpecfleetError as error:
             diff_problem = str(error)
-    report = (mr.description if mr is not None else None) or (
-        detail.proposal.description if detail.proposal is not None else ""
+    summary = detail.evaluation.summary or {}
+    report = (
+        (mr.description if mr is not None else None)
+        or (detail.proposal.description if detail.proposal is not None else "")
+        # needs-human: no proposal, but the report the decision rests on
+        or str(summary.get("verification") or "")
     )
     return page(
         request,
