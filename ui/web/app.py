@@ -24,8 +24,18 @@ from core.git import MirrorCache
 from core.settings import Settings
 from ui.web import render
 from ui.web.auth import SessionSource, TokenSource, secret_key
-from ui.web.deps import LoginRequired, WebContext, error_body, status_for
+from ui.web.deps import (
+    LoginRequired,
+    WebContext,
+    api_identity,
+    error_body,
+    page_identity,
+    status_for,
+)
+from ui.web.middleware import BodyGuard, BodyLimits, SecurityHeaders
 from ui.web.queries import SpecCache
+from ui.web.roles import Action, require
+from ui.web.throttle import Throttle, ThrottlePolicy
 
 HERE = Path(__file__).parent
 API_PREFIX = "/api/v1"
@@ -66,7 +76,23 @@ def create_app(settings: Settings) -> FastAPI:
         sessions=SessionSource(engine, secret_key(settings.home)),
         tokens=TokenSource(engine),
         specs=SpecCache(),
+        throttle=Throttle(
+            engine,
+            ThrottlePolicy(
+                free=settings.login_free_attempts,
+                base_seconds=settings.login_backoff_seconds,
+                ceiling_seconds=settings.login_backoff_max_seconds,
+            ),
+        ),
     )
+    # added last = outermost: the headers go on every response, errors and 413s included
+    app.add_middleware(
+        BodyGuard,  # type: ignore[arg-type]  # a plain ASGI middleware class
+        limits=BodyLimits(settings.upload_max_bytes, settings.body_max_bytes),
+        judge=judge_before_body,
+        too_large=body_too_large,
+    )
+    app.add_middleware(SecurityHeaders)  # type: ignore[arg-type]
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
     for router in (
         session.router,
@@ -135,6 +161,42 @@ def create_app(settings: Settings) -> FastAPI:
     return app
 
 
+# the role a POST needs, judged before its body is read (ownership needs the product: the
+# routes check it, their bodies are small)
+PERMISSION_BEFORE_BODY: dict[str, Action] = {
+    f"{API_PREFIX}/products": "product.register",
+    f"{API_PREFIX}/products/import": "product.register",
+    f"{API_PREFIX}/policies": "policy.publish",
+    "/register": "product.register",
+    "/register/check": "product.register",
+    "/register/import": "product.register",
+    "/policies/publish": "policy.publish",
+}
+ANONYMOUS_POSTS = frozenset({"/login"})
+
+
+def judge_before_body(request: Request) -> Response | None:
+    """Who asks and whether they may, from headers alone: a refusal, or None to read on."""
+    path = request.url.path
+    if path in ANONYMOUS_POSTS:
+        return None
+    try:
+        identity = api_identity(request) if path.startswith(API_PREFIX) else page_identity(request)
+        action = PERMISSION_BEFORE_BODY.get(path)
+        if action is not None and request.method == "POST":
+            require(identity, action)
+    except SpecfleetError as error:
+        return error_response(request, error)
+    return None
+
+
+def body_too_large(request: Request, limit: int) -> Response:
+    message = f"the request body is larger than {limit} bytes"
+    if request.url.path.startswith(API_PREFIX):
+        return JSONResponse({"error": "BodyTooLarge", "message": message}, status_code=413)
+    return PlainTextResponse(message, status_code=413)
+
+
 def error_response(request: Request, error: SpecfleetError) -> Response:
     status = status_for(error)
     if isinstance(error, LoginRequired):
@@ -153,7 +215,9 @@ def _title(status: int) -> str:
         403: "Not allowed",
         404: "Not found",
         409: "Refused",
+        413: "Too large",
         422: "Not valid",
+        429: "Too many attempts",
         502: "The forge failed",
         503: "The database is not reachable",
     }.get(status, "Something went wrong")
