@@ -21,6 +21,7 @@ from core.db import ensure_schema, make_engine
 from core.errors import SpecfleetError
 from core.forges.local import LocalForge
 from core.git import MirrorCache
+from core.repo_allow import RepoAllowList, default_allow_text
 from core.settings import Settings
 from ui.web import render
 from ui.web.auth import SessionSource, TokenSource, secret_key
@@ -79,7 +80,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.web = WebContext(
         settings=settings,
         engine=engine,
-        mirrors=MirrorCache(settings.home / "mirrors", settings.git_timeout_seconds),
+        mirrors=web_mirrors(settings),
         forge=LocalForge(engine, settings.home / "forge", settings.git_timeout_seconds),
         templates=templates(),
         sessions=SessionSource(engine, secret_key(settings.home)),
@@ -169,6 +170,19 @@ def create_app(settings: Settings) -> FastAPI:
         return page_error(request, error.status_code, "Not here", str(error.detail))
 
     return app
+
+
+def web_mirrors(settings: Settings) -> MirrorCache:
+    """The server's mirror cache: only allowed repository URLs, a shorter time limit, and no
+    lock files left over from fetches that failed before this process started."""
+    allow = RepoAllowList.parse(settings.repo_allow or default_allow_text([settings.gitlab_url]))
+    mirrors = MirrorCache(
+        settings.mirrors_dir,
+        min(settings.git_timeout_seconds, settings.repo_fetch_timeout_seconds),
+        allow=allow,
+    )
+    mirrors.clean_stale_locks()
+    return mirrors
 
 
 # the role a POST needs, judged before its body is read (ownership needs the product: the

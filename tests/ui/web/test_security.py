@@ -4,6 +4,7 @@ bodies judged before they are read."""
 from __future__ import annotations
 
 import datetime as dt
+import socket
 import time
 from pathlib import Path
 
@@ -227,3 +228,24 @@ def test_bodies_are_judged_before_they_are_read(
     login(client, "viewer")
     form = client.post("/register/import", files=upload)
     assert form.status_code == 403
+
+
+def test_registration_pointing_at_a_loopback_port_is_refused_without_connecting(
+    client: TestClient, accounts: Accounts
+) -> None:
+    """A platform user registering http://127.0.0.1:PORT gets 400 naming SPECFLEET_REPO_ALLOW,
+    and the listening port never sees a connection."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(8)
+        listener.setblocking(False)
+        port = listener.getsockname()[1]
+        response = client.post(
+            "/api/v1/products",
+            json={"repo": f"http://127.0.0.1:{port}/group/orders.git"},
+            headers=bearer(accounts, "platform"),
+        )
+        assert response.status_code == 400, response.text
+        assert "SPECFLEET_REPO_ALLOW" in response.json()["message"]
+        with pytest.raises(BlockingIOError):
+            listener.accept()
