@@ -78,6 +78,15 @@ def _counts(engine: Engine) -> dict[str, int]:
     }
 
 
+def sandbox_status_line(setting: str) -> str:
+    if setting == "none":
+        return (
+            "[bold red]WARNING: SPECFLEET_SANDBOX=none: product code is built and tested "
+            "WITHOUT a sandbox (full network and filesystem access)[/]"
+        )
+    return ""
+
+
 @app.command()
 def status() -> None:
     """Whether the fleet is paused (by whom, why) and how much work is in flight."""
@@ -85,6 +94,9 @@ def status() -> None:
         engine = wiring().engine
         current = fleet_paused(engine)
         counts = _counts(engine)
+    sandbox_line = sandbox_status_line(wiring().settings.sandbox)
+    if sandbox_line:
+        console.print(sandbox_line)  # first, before the table
     table = Table(title="fleet", show_header=False)
     table.add_column("what")
     table.add_column("value")
