@@ -26,6 +26,7 @@ from urllib.parse import urlsplit
 import git
 
 from core.errors import InputError, RepositoryError
+from core.repo_allow import RepoAllowList
 from core.secrets import find_secret_shapes, redact_text
 
 GIT_ENV = {
@@ -74,9 +75,14 @@ def is_local(url: str) -> bool:
 class MirrorCache:
     """Bare mirrors of product repositories, fetched on demand, one lock per mirror."""
 
-    def __init__(self, root: Path, timeout_seconds: int = 120) -> None:
+    def __init__(
+        self, root: Path, timeout_seconds: int = 120, allow: RepoAllowList | None = None
+    ) -> None:
         self.root = root
         self.timeout_seconds = timeout_seconds
+        # None: any location (the CLI on the user's own machine); the web server passes
+        # SPECFLEET_REPO_ALLOW so that a registration cannot make it connect anywhere
+        self.allow = allow
 
     def path_for(self, url: str) -> Path:
         digest = hashlib.sha256(url.encode()).hexdigest()[:16]
@@ -85,6 +91,8 @@ class MirrorCache:
 
     def fetch(self, url: str) -> Path:
         """Clone ``url`` as a mirror on first use, fetch it afterwards; returns the mirror."""
+        if self.allow is not None:
+            self.allow.check(url)
         mirror = self.path_for(url)
         self.root.mkdir(parents=True, exist_ok=True)
         if is_local(url) and not Path(url).exists():
@@ -109,6 +117,10 @@ class MirrorCache:
                     # a clone interrupted half-way must never look like a mirror
                     partial.rename(mirror)
             except git.GitCommandError as error:
+                if not (mirror / "HEAD").exists():
+                    # nothing was mirrored: leave no lock file (nor partial clone) behind
+                    shutil.rmtree(mirror.with_suffix(".partial"), ignore_errors=True)
+                    mirror.with_suffix(".lock").unlink(missing_ok=True)
                 raise RepositoryError(
                     f"cannot fetch {redact_text(url)}: {_git_message(error)}"
                 ) from error
@@ -117,12 +129,41 @@ class MirrorCache:
     @contextlib.contextmanager
     def _locked(self, mirror: Path) -> Iterator[None]:
         lock_path = mirror.with_suffix(".lock")
-        with lock_path.open("w") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+        while True:
+            with lock_path.open("a") as handle:
+                fcntl.flock(handle, fcntl.LOCK_EX)
+                # the holder before us may have removed the file (a failed first fetch): a
+                # lock on an unlinked file excludes nobody, so take the current file's lock
+                if not _same_file(handle.fileno(), lock_path):
+                    continue
+                try:
+                    yield
+                finally:
+                    fcntl.flock(handle, fcntl.LOCK_UN)
+                return
+
+    def clean_stale_locks(self) -> int:
+        """Remove lock files of mirrors that do not exist and that nobody holds."""
+        removed = 0
+        for lock_path in self.root.glob("*.lock") if self.root.exists() else ():
+            if lock_path.with_suffix(".git").exists():
+                continue
+            with lock_path.open("a") as handle:
+                try:
+                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    continue  # a fetch is under way
+                if _same_file(handle.fileno(), lock_path):
+                    lock_path.unlink(missing_ok=True)
+                    removed += 1
+        return removed
+
+
+def _same_file(descriptor: int, path: Path) -> bool:
+    try:
+        return os.fstat(descriptor).st_ino == path.stat().st_ino
+    except FileNotFoundError:
+        return False
 
 
 @dataclass(frozen=True)

@@ -208,6 +208,37 @@ class Settings(BaseSettings):
         "default specfleet-PID@HOSTNAME, unique per process on a host.",
     )
 
+    # -- console and API security (web) ---------------------------------------------------
+    login_free_attempts: int = Field(
+        default=5, ge=1, description="Failed sign-ins per account and per address before backoff."
+    )
+    login_backoff_seconds: float = Field(
+        default=30.0, gt=0, description="First sign-in backoff; it doubles with each failure."
+    )
+    login_backoff_max_seconds: float = Field(
+        default=900.0, gt=0, description="Longest sign-in backoff (no lock-out beyond it)."
+    )
+    upload_max_bytes: int = Field(
+        default=10 * 1024 * 1024, gt=0, description="Largest registration import upload."
+    )
+    body_max_bytes: int = Field(
+        default=1024 * 1024, gt=0, description="Largest JSON or form body of any other request."
+    )
+    repo_allow: str | None = Field(
+        default=None,
+        description="Comma-separated repository URL patterns registration may fetch: "
+        "'local' (paths and file://), 'https://host', 'ssh://host', 'host' (any scheme), '*'. "
+        "Default: local paths and the configured forges' hosts.",
+    )
+    repo_fetch_timeout_seconds: int = Field(
+        default=60, gt=0, description="Time limit for fetching a repository at registration."
+    )
+    sandbox: Literal["auto", "bwrap", "none"] = Field(
+        default="auto",
+        description="How product code runs: bwrap (required), none (explicitly unsandboxed, "
+        "said in every MR and fleet status), auto (bwrap; fleet workers refuse without it).",
+    )
+
     @field_validator("home")
     @classmethod
     def _absolute_home(cls, value: Path) -> Path:

@@ -1,6 +1,6 @@
 """Persistence: SQLModel tables, engines and sessions, Alembic migrations."""
 
-from core.db.accounts import Account, ApiToken
+from core.db.accounts import Account, ApiToken, SignInThrottle, WebSession
 from core.db.engine import ensure_schema, make_engine, session_scope, upgrade
 from core.db.tables import (
     AmendmentRequest,
@@ -29,7 +29,9 @@ __all__ = [
     "PolicySetRecord",
     "Product",
     "Proposal",
+    "SignInThrottle",
     "StageResult",
+    "WebSession",
     "ensure_schema",
     "make_engine",
     "session_scope",

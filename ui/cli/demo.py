@@ -122,6 +122,14 @@ def _prepare_home(home: Path, fresh: bool) -> None:
     elif fresh and marker.exists():
         shutil.rmtree(home)
     home.mkdir(parents=True, exist_ok=True)
+    from worker.verify.sandbox import sandbox_available
+
+    if not sandbox_available():
+        # allowed for the bundled examples only, and said before anything runs
+        console.print(
+            "[bold yellow]UNSANDBOXED:[/] bubblewrap is unavailable, so the demo builds the "
+            "bundled examples without a sandbox (a fleet worker would refuse to)"
+        )
     marker.write_text("created by `specfleet demo`; `specfleet demo --fresh` may empty this\n")
 
 

@@ -57,6 +57,17 @@ EXIT_INTERRUPTED = 130  # the shell's convention for Ctrl-C
 Pool = Literal["prefork", "solo", "threads"]
 
 
+def refuse_without_sandbox() -> None:
+    """A fleet worker does not start where it could only run product code unsandboxed."""
+    from worker.verify.sandbox_policy import SANDBOX_OFF_WARNING, current_decision
+
+    decision = current_decision()
+    if decision.kind is None:
+        fail(decision.refusal or "no sandbox", EXIT_USAGE)
+    if decision.warning:
+        console.print(f"[bold red]WARNING[/] {SANDBOX_OFF_WARNING}")
+
+
 def worker(
     concurrency: Annotated[
         int | None, typer.Option("--concurrency", "-c", min=1, help="Processes or threads.")
@@ -84,6 +95,7 @@ def worker(
         reaper.connect_celery_signals()
         node = worker_node_name(settings.worker_name, os.getpid())
         _announce(settings, node)
+        refuse_without_sandbox()
         if settings.metrics_port:
             start_worker_metrics_server(settings.metrics_port, settings.metrics_host)
         app = _app(settings)

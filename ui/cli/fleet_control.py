@@ -106,6 +106,15 @@ def _state_rows(state: FleetState) -> list[tuple[str, str]]:
     ]
 
 
+def sandbox_status_line(setting: str) -> str:
+    if setting == "none":
+        return (
+            "[bold red]WARNING: SPECFLEET_SANDBOX=none: product code is built and tested "
+            "WITHOUT a sandbox (full network and filesystem access)[/]"
+        )
+    return ""
+
+
 @app.command()
 def status() -> None:
     """Whether the fleet is paused, how much work is in flight, queue ages, workers seen."""
@@ -115,6 +124,9 @@ def status() -> None:
         current = fleet_paused(engine)
         counts = _counts(engine)
         state = read_fleet_state(engine, *_probes(wired.settings))
+    sandbox_line = sandbox_status_line(wired.settings.sandbox)
+    if sandbox_line:
+        console.print(sandbox_line)  # first, before the table
     table = Table(title="fleet", show_header=False)
     table.add_column("what")
     table.add_column("value")

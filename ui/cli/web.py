@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import signal
 import sys
 from typing import Annotated
@@ -73,11 +74,99 @@ def add(
 
 
 @app.command("token")
-def token(name: Annotated[str, typer.Argument(help="Account name.")]) -> None:
+def token(
+    name: Annotated[str, typer.Argument(help="Account name.")],
+    label: Annotated[str, typer.Option("--name", help="What the token is for.")] = "",
+    expires: Annotated[
+        int | None, typer.Option("--expires", help="Days until the token stops working.")
+    ] = None,
+    read_only: Annotated[
+        bool, typer.Option("--read-only", help="Only GET requests (read scope).")
+    ] = False,
+) -> None:
     """Print a new API token for the account, once: only its hash is kept."""
     from ui.web.auth import issue_token
 
+    scopes = ("read",) if read_only else ("read", "write")
     with reported_errors():
-        value = issue_token(wiring().engine, name, current_actor())
+        value = issue_token(wiring().engine, name, current_actor(), label, expires, scopes)
     # stdout carries only the token, so `TOKEN=$(specfleet user token NAME)` works
     print(value)
+
+
+@app.command("tokens")
+def tokens(name: Annotated[str, typer.Argument(help="Account name.")]) -> None:
+    """List the account's API tokens: id, name, created, last used, expiry, scopes, state."""
+    from rich.table import Table
+
+    from ui.web.credentials import list_tokens
+
+    with reported_errors():
+        rows = list_tokens(wiring().engine, name)
+    table = Table("id", "name", "created", "last used", "expires", "scopes", "state")
+    for row in rows:
+        table.add_row(
+            row.key_id,
+            row.name or "-",
+            _when(row.created_at),
+            _when(row.last_used_at),
+            _when(row.expires_at) if row.expires_at else "never",
+            ",".join(row.scopes),
+            row.state,
+        )
+    console.print(table if rows else f"{name} has no API tokens")
+
+
+def _when(moment: dt.datetime | None) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M UTC") if moment else "-"
+
+
+@app.command("revoke")
+def revoke(
+    name: Annotated[str, typer.Argument(help="Account name.")],
+    token_id: Annotated[
+        str | None, typer.Argument(help="Token id from `specfleet user tokens`.")
+    ] = None,
+    all_tokens: Annotated[bool, typer.Option("--all", help="Revoke every token.")] = False,
+) -> None:
+    """Revoke one API token (or --all): the next request with it gets 401."""
+    from ui.web.credentials import revoke_tokens
+
+    if (token_id is None) == (not all_tokens):
+        fail("give a TOKEN-ID or --all (not both)", EXIT_USAGE)
+    with reported_errors():
+        count = revoke_tokens(wiring().engine, name, token_id, current_actor())
+    console.print(f"revoked {count} token{'s' if count != 1 else ''} of {name}")
+
+
+@app.command("disable")
+def disable(name: Annotated[str, typer.Argument(help="Account name.")]) -> None:
+    """Disable an account: its sessions end and its tokens stop working at once."""
+    from ui.web.credentials import set_disabled
+
+    with reported_errors():
+        ended = set_disabled(wiring().engine, name, True, current_actor())
+    console.print(f"account {name} disabled; {ended} session(s) ended, its tokens refused")
+
+
+@app.command("enable")
+def enable(name: Annotated[str, typer.Argument(help="Account name.")]) -> None:
+    """Enable a disabled account again (its unrevoked tokens work again)."""
+    from ui.web.credentials import set_disabled
+
+    with reported_errors():
+        set_disabled(wiring().engine, name, False, current_actor())
+    console.print(f"account {name} enabled")
+
+
+@app.command("passwd")
+def passwd(name: Annotated[str, typer.Argument(help="Account name.")]) -> None:
+    """Set a new password (read from standard input) and end the account's sessions."""
+    from ui.web.credentials import change_password
+
+    password = sys.stdin.readline().rstrip("\n")
+    if not password:
+        fail("no password on standard input", EXIT_USAGE)
+    with reported_errors():
+        ended = change_password(wiring().engine, name, password, current_actor())
+    console.print(f"password of {name} changed; {ended} session(s) ended")

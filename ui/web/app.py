@@ -21,11 +21,22 @@ from core.db import ensure_schema, make_engine
 from core.errors import SpecfleetError
 from core.forges.local import LocalForge
 from core.git import MirrorCache
+from core.repo_allow import RepoAllowList, default_allow_text
 from core.settings import Settings
 from ui.web import render
 from ui.web.auth import SessionSource, TokenSource, secret_key
-from ui.web.deps import LoginRequired, WebContext, error_body, status_for
+from ui.web.deps import (
+    LoginRequired,
+    WebContext,
+    api_identity,
+    error_body,
+    page_identity,
+    status_for,
+)
+from ui.web.middleware import BodyGuard, BodyLimits, SecurityHeaders
 from ui.web.queries import SpecCache
+from ui.web.roles import Action, require
+from ui.web.throttle import Throttle, ThrottlePolicy
 
 HERE = Path(__file__).parent
 API_PREFIX = "/api/v1"
@@ -45,7 +56,16 @@ def templates() -> Jinja2Templates:
 
 def create_app(settings: Settings) -> FastAPI:
     """The console and API for the database and local forge that ``settings`` name."""
-    from ui.web.routers import api, evaluations, fleet, merge_requests, policies, products, session
+    from ui.web.routers import (
+        account,
+        api,
+        evaluations,
+        fleet,
+        merge_requests,
+        policies,
+        products,
+        session,
+    )
 
     engine = make_engine(settings.resolved_database_url)
     ensure_schema(engine)
@@ -60,13 +80,29 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.web = WebContext(
         settings=settings,
         engine=engine,
-        mirrors=MirrorCache(settings.home / "mirrors", settings.git_timeout_seconds),
+        mirrors=web_mirrors(settings),
         forge=LocalForge(engine, settings.home / "forge", settings.git_timeout_seconds),
         templates=templates(),
         sessions=SessionSource(engine, secret_key(settings.home)),
         tokens=TokenSource(engine),
         specs=SpecCache(),
+        throttle=Throttle(
+            engine,
+            ThrottlePolicy(
+                free=settings.login_free_attempts,
+                base_seconds=settings.login_backoff_seconds,
+                ceiling_seconds=settings.login_backoff_max_seconds,
+            ),
+        ),
     )
+    # added last = outermost: the headers go on every response, errors and 413s included
+    app.add_middleware(
+        BodyGuard,  # type: ignore[arg-type]  # a plain ASGI middleware class
+        limits=BodyLimits(settings.upload_max_bytes, settings.body_max_bytes),
+        judge=judge_before_body,
+        too_large=body_too_large,
+    )
+    app.add_middleware(SecurityHeaders)  # type: ignore[arg-type]
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
     for router in (
         session.router,
@@ -75,6 +111,7 @@ def create_app(settings: Settings) -> FastAPI:
         evaluations.router,
         merge_requests.router,
         policies.router,
+        account.router,
     ):
         app.include_router(router, include_in_schema=False)
     app.include_router(api.router, prefix=API_PREFIX)
@@ -139,6 +176,55 @@ def create_app(settings: Settings) -> FastAPI:
     return app
 
 
+def web_mirrors(settings: Settings) -> MirrorCache:
+    """The server's mirror cache: only allowed repository URLs, a shorter time limit, and no
+    lock files left over from fetches that failed before this process started."""
+    allow = RepoAllowList.parse(settings.repo_allow or default_allow_text([settings.gitlab_url]))
+    mirrors = MirrorCache(
+        settings.mirrors_dir,
+        min(settings.git_timeout_seconds, settings.repo_fetch_timeout_seconds),
+        allow=allow,
+    )
+    mirrors.clean_stale_locks()
+    return mirrors
+
+
+# the role a POST needs, judged before its body is read (ownership needs the product: the
+# routes check it, their bodies are small)
+PERMISSION_BEFORE_BODY: dict[str, Action] = {
+    f"{API_PREFIX}/products": "product.register",
+    f"{API_PREFIX}/products/import": "product.register",
+    f"{API_PREFIX}/policies": "policy.publish",
+    "/register": "product.register",
+    "/register/check": "product.register",
+    "/register/import": "product.register",
+    "/policies/publish": "policy.publish",
+}
+ANONYMOUS_POSTS = frozenset({"/login"})
+
+
+def judge_before_body(request: Request) -> Response | None:
+    """Who asks and whether they may, from headers alone: a refusal, or None to read on."""
+    path = request.url.path
+    if path in ANONYMOUS_POSTS:
+        return None
+    try:
+        identity = api_identity(request) if path.startswith(API_PREFIX) else page_identity(request)
+        action = PERMISSION_BEFORE_BODY.get(path)
+        if action is not None and request.method == "POST":
+            require(identity, action)
+    except SpecfleetError as error:
+        return error_response(request, error)
+    return None
+
+
+def body_too_large(request: Request, limit: int) -> Response:
+    message = f"the request body is larger than {limit} bytes"
+    if request.url.path.startswith(API_PREFIX):
+        return JSONResponse({"error": "BodyTooLarge", "message": message}, status_code=413)
+    return PlainTextResponse(message, status_code=413)
+
+
 def error_response(request: Request, error: SpecfleetError) -> Response:
     status = status_for(error)
     if isinstance(error, LoginRequired):
@@ -157,7 +243,9 @@ def _title(status: int) -> str:
         403: "Not allowed",
         404: "Not found",
         409: "Refused",
+        413: "Too large",
         422: "Not valid",
+        429: "Too many attempts",
         502: "The forge failed",
         503: "The database is not reachable",
     }.get(status, "Something went wrong")

@@ -12,6 +12,7 @@ added later is one more :class:`IdentitySource` that maps a verified ID token on
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import hashlib
 import hmac
 import os
@@ -26,7 +27,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session, select
 from starlette.requests import Request
 
-from core.db import Account, ApiToken, AuditEntry, session_scope
+from core.db import Account, ApiToken, AuditEntry, WebSession, session_scope
 from core.db.accounts import ROLES
 from core.db.types import utcnow
 from core.errors import InputError, SpecfleetError
@@ -66,6 +67,12 @@ class Identity:
     emails: tuple[str, ...]
     via: Literal["session", "token", "oidc"]
     csrf_token: str | None = None  # sessions only
+    scopes: tuple[str, ...] = ("read", "write")  # a read-only token may only GET
+    session_id: int | None = None  # the web_session row of a browser session
+
+    @property
+    def can_write(self) -> bool:
+        return "write" in self.scopes
 
     def owns(self, owners: list[str] | tuple[str, ...]) -> bool:
         """Whether one of this identity's addresses is among a product's owners."""
@@ -168,29 +175,64 @@ def create_account(
     return account
 
 
-def issue_token(engine: Engine, name: str, actor: str) -> str:
+def issue_token(
+    engine: Engine,
+    name: str,
+    actor: str,
+    label: str = "",
+    expires_days: int | None = None,
+    scopes: tuple[str, ...] = ("read", "write"),
+) -> str:
     """A new API token for account ``name``; the plain token exists only in the return value."""
+    if len(label) > 100:
+        raise InputError("a token name has at most 100 characters")
+    if expires_days is not None and not 1 <= expires_days <= 3650:
+        raise InputError("--expires takes 1 to 3650 days")
+    unknown = set(scopes) - {"read", "write"}
+    if unknown or not scopes:
+        raise InputError("token scopes are read and/or write")
     key_id = secrets.token_hex(6)
     secret = secrets.token_urlsafe(32)
+    expires_at = utcnow() + dt.timedelta(days=expires_days) if expires_days else None
     with session_scope(engine) as session:
         account = session.exec(select(Account).where(Account.name == name)).first()
         if account is None:
             raise InputError(f"no account {name!r}; create it with specfleet user add")
         assert account.id is not None
-        session.add(ApiToken(key_id=key_id, token_hash=hash_secret(secret), account_id=account.id))
+        session.add(
+            ApiToken(
+                key_id=key_id,
+                token_hash=hash_secret(secret),
+                account_id=account.id,
+                name=label,
+                expires_at=expires_at,
+                scopes=sorted(set(scopes)),
+            )
+        )
         session.add(
             AuditEntry(
                 actor=actor,
                 action="token.issued",
                 subject_type="account",
                 subject_id=name,
-                detail={"key_id": key_id},
+                detail={
+                    "key_id": key_id,
+                    "name": label,
+                    "scopes": sorted(set(scopes)),
+                    "expires_at": expires_at.isoformat() if expires_at else None,
+                },
             )
         )
     return f"{TOKEN_PREFIX}{key_id}_{secret}"
 
 
-def identity_of(account: Account, via: Literal["session", "token", "oidc"]) -> Identity:
+def identity_of(
+    account: Account,
+    via: Literal["session", "token", "oidc"],
+    scopes: tuple[str, ...] = ("read", "write"),
+    csrf_token: str | None = None,
+    session_id: int | None = None,
+) -> Identity:
     assert account.id is not None
     return Identity(
         account_id=account.id,
@@ -198,6 +240,9 @@ def identity_of(account: Account, via: Literal["session", "token", "oidc"]) -> I
         role=account.role,  # type: ignore[arg-type]
         emails=tuple(account.emails),
         via=via,
+        csrf_token=csrf_token,
+        scopes=scopes,
+        session_id=session_id,
     )
 
 
@@ -239,7 +284,8 @@ class TokenSource:
             return None
         with session_scope(self.engine) as session:
             row = session.exec(select(ApiToken).where(ApiToken.key_id == key_id)).first()
-            if row is None or row.revoked_at is not None:
+            now = utcnow()
+            if row is None or not token_usable(row.revoked_at, row.expires_at, now):
                 return None
             account = session.get(Account, row.account_id)
             if account is None or account.disabled:
@@ -252,16 +298,41 @@ class TokenSource:
                 self._verified[key_id] = fingerprint
                 while len(self._verified) > _VERIFIED_LIMIT:
                     self._verified.popitem(last=False)
-            now = utcnow()
             # a write per call would serialise the API on SQLite; minute precision is enough
             if row.last_used_at is None or (now - row.last_used_at).total_seconds() > 60:
                 row.last_used_at = now
                 session.add(row)
-            return identity_of(account, "token")
+            return identity_of(account, "token", scopes=tuple(row.scopes))
+
+
+def token_usable(
+    revoked_at: dt.datetime | None, expires_at: dt.datetime | None, now: dt.datetime
+) -> bool:
+    return revoked_at is None and (expires_at is None or now < expires_at)
+
+
+def session_valid(row: WebSession | None, account: Account | None) -> bool:
+    """A session counts while it was not ended and its account's generation has not moved."""
+    return (
+        row is not None
+        and account is not None
+        and row.ended_at is None
+        and not account.disabled
+        and row.generation == account.session_generation
+    )
+
+
+def key_digest(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
 
 
 class SessionSource:
-    """The signed session cookie: account id and CSRF token, valid for 12 hours."""
+    """The signed session cookie names a server-side session row (and carries the CSRF token).
+
+    The row is checked on every request: logging out ends it, and disabling the account,
+    changing its password or ending all its sessions moves the account's session generation,
+    so a copied cookie stops working at once rather than after its 12 hours.
+    """
 
     def __init__(self, engine: Engine, secret_key: str) -> None:
         self.engine = engine
@@ -281,25 +352,71 @@ class SessionSource:
     def dump(self, payload: dict[str, object]) -> str:
         return self.serializer.dumps(payload)
 
+    def start(self, identity: Identity, request: Request) -> str:
+        """A new server-side session for ``identity``; returns the cookie value naming it."""
+        key = secrets.token_urlsafe(32)
+        client = request.client.host if request.client else ""
+        with session_scope(self.engine) as session:
+            account = session.get(Account, identity.account_id)
+            assert account is not None
+            session.add(
+                WebSession(
+                    key_hash=key_digest(key),
+                    account_id=identity.account_id,
+                    generation=account.session_generation,
+                    client=client[:64],
+                    user_agent=request.headers.get("user-agent", "")[:200],
+                )
+            )
+        # a new CSRF token per session: one seen before signing in is worth nothing after
+        return self.dump({"s": key, "c": new_csrf_token()})
+
+    def end(self, request: Request) -> None:
+        """End the session the request's cookie names (logging out)."""
+        key = self.read(request).get("s")
+        if not isinstance(key, str):
+            return
+        with session_scope(self.engine) as session:
+            row = session.exec(
+                select(WebSession).where(WebSession.key_hash == key_digest(key))
+            ).first()
+            if row is not None and row.ended_at is None:
+                row.ended_at = utcnow()
+                session.add(row)
+
     def identify(self, request: Request) -> Identity | None:
+        cached = getattr(request.state, "session_identity", False)
+        if cached is not False:
+            return cached  # type: ignore[no-any-return]
+        identity = self._identify(request)
+        request.state.session_identity = identity
+        return identity
+
+    def _identify(self, request: Request) -> Identity | None:
         payload = self.read(request)
-        account_id = payload.get("a")
-        if not isinstance(account_id, int):
+        key = payload.get("s")
+        if not isinstance(key, str):
             return None
-        with Session(self.engine) as session:
-            account = session.get(Account, account_id)
-        if account is None or account.disabled:
-            return None
-        csrf = payload.get("c")
-        identity = identity_of(account, "session")
-        return Identity(
-            identity.account_id,
-            identity.name,
-            identity.role,
-            identity.emails,
-            "session",
-            csrf if isinstance(csrf, str) else None,
-        )
+        with session_scope(self.engine) as session:
+            row = session.exec(
+                select(WebSession).where(WebSession.key_hash == key_digest(key))
+            ).first()
+            account = session.get(Account, row.account_id) if row is not None else None
+            if not session_valid(row, account):
+                return None
+            assert row is not None and account is not None
+            now = utcnow()
+            # minute precision is enough for "last seen" and spares a write per request
+            if (now - row.last_seen_at).total_seconds() > 60:
+                row.last_seen_at = now
+                session.add(row)
+            csrf = payload.get("c")
+            return identity_of(
+                account,
+                "session",
+                csrf_token=csrf if isinstance(csrf, str) else None,
+                session_id=row.id,
+            )
 
 
 def new_csrf_token() -> str:

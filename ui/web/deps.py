@@ -44,6 +44,7 @@ from ui.web.auth import (
     csrf_matches,
 )
 from ui.web.queries import SpecCache
+from ui.web.throttle import Throttle
 
 
 @dataclass
@@ -58,6 +59,7 @@ class WebContext:
     sessions: SessionSource
     tokens: TokenSource
     specs: SpecCache
+    throttle: Throttle
 
 
 class LoginRequired(SpecfleetError):
@@ -91,9 +93,16 @@ def api_identity(request: Request) -> Identity:
     identity = web(request).tokens.identify(request)
     if identity is None:
         if request.headers.get("authorization"):
-            raise AuthError("the API token is not valid (unknown, revoked or malformed)")
+            raise AuthError(
+                "the API token is not valid (unknown, revoked, expired or malformed, "
+                "or its account is disabled)"
+            )
         raise AuthError(
             "this API needs 'Authorization: Bearer <token>' (create one with specfleet user token)"
+        )
+    if request.method not in ("GET", "HEAD", "OPTIONS") and not identity.can_write:
+        raise PermissionDenied(
+            "this token is read-only; create one with write scope to change things"
         )
     return identity
 

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from worker.pipeline.apply import DependencyChange
 from worker.pipeline.plan import LLMUsage
+from worker.verify.sandbox_policy import unsandboxed_banner
 
 if TYPE_CHECKING:
     from worker.pipeline.amend import AmendedSpec
@@ -91,6 +92,7 @@ def render_description(facts: DescriptionFacts) -> str:
     if facts.spec_change is not None:
         return _render_amendment(facts, facts.spec_change)
     parts = [
+        unsandboxed_banner(facts.verification),  # first, where nobody can miss it
         _summary(facts),
         _trigger(facts),
         _rules(facts),
@@ -147,6 +149,7 @@ def spec_change_facts(amended: AmendedSpec, verdict: Verdict) -> SpecChangeFacts
 def _render_amendment(facts: DescriptionFacts, change: SpecChangeFacts) -> str:
     """Spec change first, then the implementation, then the evidence."""
     parts = [
+        unsandboxed_banner(facts.verification),
         f"{_cell(change.requested_by)} asked for a change to **{_cell(facts.product_name)}** "
         f"(`{facts.product_id}`): “{_cell(change.request)}”. specfleet amended the spec "
         f"({change.amendment_id}) and re-implemented the whole amended spec; every earlier "

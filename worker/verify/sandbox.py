@@ -61,6 +61,7 @@ from core.log import get_logger
 from worker.reaper import die_with_parent, forget_group, record_group
 from worker.verify.environments import ProductEnvironment
 from worker.verify.model import RunResult, SandboxKind, TestCase, TestOutcome, TestSummary
+from worker.verify.sandbox_policy import SandboxRefused, current_decision
 
 # Caps over whatever a spec asks for: no run holds a worker longer or uses more.
 MAX_TIMEOUT_SECONDS = 3600.0
@@ -76,7 +77,7 @@ MAX_CASES = 5000
 MAX_MESSAGE_LINES = 20
 MAX_MESSAGE_CHARS = 2000
 
-NO_BWRAP_WARNING = "bubblewrap unavailable: network and filesystem not isolated"
+NO_BWRAP_WARNING = "UNSANDBOXED: bubblewrap unavailable: network and filesystem not isolated"
 SANDBOX_PATH = "/usr/local/bin:/usr/bin:/bin"
 # the sandbox's own /tmp (a fresh scratch directory mounted there), not the host's
 SANDBOX_TMP = "/tmp"  # noqa: S108
@@ -167,16 +168,24 @@ def run_sandboxed(
     worktree = worktree.resolve()
     if not worktree.is_dir():
         raise VerificationError(f"the worktree {worktree} is not a directory")
-    bwrap = sandbox_available() if use_bwrap is None else use_bwrap
+    warnings: list[str] = []
+    unsandboxed_note = NO_BWRAP_WARNING
+    if use_bwrap is None:  # the settings decide: SPECFLEET_SANDBOX and fleet mode
+        decision = current_decision()
+        if decision.kind is None:
+            raise SandboxRefused(decision.refusal or "no sandbox")
+        bwrap = decision.kind == "bwrap"
+        unsandboxed_note = decision.warning or NO_BWRAP_WARNING
+    else:
+        bwrap = use_bwrap
     if bwrap and not sandbox_available():
         raise VerificationError("bubblewrap was required but cannot create a sandbox here")
-    warnings: list[str] = []
     timeout = min(float(timeout_seconds), MAX_TIMEOUT_SECONDS)
     memory = min(int(memory_mb), MAX_MEMORY_MB)
     if timeout < timeout_seconds or memory < memory_mb:
         warnings.append(f"limits capped at {timeout:g} s and {memory} MB")
     if not bwrap:
-        warnings.append(NO_BWRAP_WARNING)
+        warnings.append(unsandboxed_note)
     for path in writable:
         path.mkdir(parents=True, exist_ok=True)
     if junit_xml is not None:
