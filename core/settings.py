@@ -102,9 +102,9 @@ class Settings(BaseSettings):
         default=None, description="GitLab base URL for the gitlab forge."
     )
     gitlab_token: SecretStr | None = Field(default=None, description="GitLab API token (secret).")
-    forge: Literal["local", "gitlab"] = Field(
+    forge: Literal["local", "gitlab", "github"] = Field(
         default="local",
-        description="Default forge for products registered without one: local or gitlab.",
+        description="Default forge for products registered without one: local, gitlab or github.",
     )
     gitlab_max_retries: int = Field(
         default=5, ge=0, description="Retries of a GitLab request answered 429 or 5xx."
@@ -158,6 +158,27 @@ class Settings(BaseSettings):
         default=2.0, ge=0, description="Estimated LLM cost (USD) per product per window."
     )
 
+    # -- the GitHub forge (core/forges/github.py) ------------------------------------------
+    github_url: str = Field(
+        default="https://api.github.com",
+        description="GitHub REST API base URL; GitHub Enterprise Server: https://HOST/api/v3.",
+    )
+    github_token: SecretStr | None = Field(
+        default=None, description="GitHub token for the github forge (secret)."
+    )
+    github_max_retries: int = Field(
+        default=5, ge=0, description="Retries of a GitHub request answered 5xx or rate-limited."
+    )
+    github_timeout_seconds: float = Field(
+        default=30, gt=0, description="Time limit for one GitHub API request."
+    )
+    github_max_wait_seconds: float = Field(
+        default=60,
+        ge=0,
+        description="Longest Retry-After/rate-limit reset waited out in-process; a longer one "
+        "fails the attempt as transient so the task is retried later.",
+    )
+
     @field_validator("home")
     @classmethod
     def _absolute_home(cls, value: Path) -> Path:
@@ -185,7 +206,7 @@ class Settings(BaseSettings):
         """Every configured secret's plain value, for redaction; never log this list."""
         secrets = [
             value.get_secret_value()
-            for value in (self.gitlab_token, self.llm_api_key)
+            for value in (self.gitlab_token, self.llm_api_key, self.github_token)
             if value is not None and value.get_secret_value()
         ]
         return secrets

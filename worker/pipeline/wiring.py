@@ -10,8 +10,8 @@ from sqlalchemy import Engine
 
 from core.db import Product, ensure_schema, make_engine
 from core.errors import ConfigurationError
+from core.forges import forge_named
 from core.forges.interface import Forge
-from core.forges.local import LocalForge
 from core.git import MirrorCache
 from core.health.advisories import (
     Advisory,
@@ -109,19 +109,4 @@ class RefreshingAdvisories:
 
 
 def _forge(name: str, settings: Settings, engine: Engine) -> Forge:
-    if name == "local":
-        return LocalForge(engine, settings.forge_dir, settings.git_timeout_seconds)
-    if name == "gitlab":
-        if not settings.gitlab_url or settings.gitlab_token is None:
-            raise ConfigurationError(
-                "products on the gitlab forge need SPECFLEET_GITLAB_URL and SPECFLEET_GITLAB_TOKEN"
-            )
-        from core.forges.gitlab import GitLabForge
-
-        return GitLabForge(
-            settings.gitlab_url,
-            settings.gitlab_token,
-            max_retries=settings.gitlab_max_retries,
-            timeout_seconds=settings.gitlab_timeout_seconds,
-        )
-    raise ConfigurationError(f"unknown forge {name!r} (local or gitlab)")
+    return forge_named(name, settings, engine)
