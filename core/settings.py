@@ -179,6 +179,40 @@ class Settings(BaseSettings):
         "fails the attempt as transient so the task is retried later.",
     )
 
+    # -- notifications: weekly digest and needs-human notices (core/notify) -----------------
+    smtp_host: str | None = Field(
+        default=None, description="SMTP server for e-mail notifications; unset: no e-mail."
+    )
+    smtp_port: int = Field(default=25, ge=1, le=65535, description="SMTP server port.")
+    smtp_starttls: bool = Field(
+        default=False, description="Upgrade the SMTP connection (STARTTLS)."
+    )
+    smtp_username: str | None = Field(default=None, description="SMTP login, if it needs one.")
+    smtp_password: SecretStr | None = Field(default=None, description="SMTP password (secret).")
+    smtp_from: str = Field(
+        default="specfleet@localhost", description="Sender address of notification e-mails."
+    )
+    smtp_timeout_seconds: float = Field(default=30, gt=0, description="Time limit per SMTP call.")
+    notify_webhook_url: SecretStr | None = Field(
+        default=None,
+        description="Incoming-webhook URL every owner's digest is posted to (secret: it carries "
+        "the channel's token); unset: no webhook.",
+    )
+    notify_owner_webhooks: dict[str, SecretStr] = Field(
+        default_factory=dict,
+        description='Per-owner webhook URLs as JSON, {"ana@example.com": "https://..."}; they '
+        "replace notify_webhook_url for that owner.",
+    )
+    notify_webhook_format: Literal["slack", "mattermost", "teams"] = Field(
+        default="slack", description="JSON shape of webhook posts: slack, mattermost or teams."
+    )
+    notify_console_url: str | None = Field(
+        default=None, description="Web console address used for links in notifications."
+    )
+    digest_cron: str = Field(
+        default="0 8 * * 1", description="When the weekly digest is sent (cron, in timezone)."
+    )
+
     @field_validator("home")
     @classmethod
     def _absolute_home(cls, value: Path) -> Path:
@@ -209,7 +243,9 @@ class Settings(BaseSettings):
             for value in (self.gitlab_token, self.llm_api_key, self.github_token)
             if value is not None and value.get_secret_value()
         ]
-        return secrets
+        notify = [self.smtp_password, self.notify_webhook_url, *self.notify_owner_webhooks.values()]
+        secrets += [value.get_secret_value() for value in notify if value is not None]
+        return [secret for secret in secrets if secret]
 
 
 @lru_cache(maxsize=1)
