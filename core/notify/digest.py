@@ -190,9 +190,14 @@ def what_to_do(reason: str) -> str:
             "for it, or make the change by hand."
         )
     if "llm endpoint" in text or "no llm" in text:
-        return "No LLM is configured for specfleet: make the change by hand, or ask the platform team."
+        return (
+            "No LLM is configured for specfleet: make the change by hand, or ask the platform team."
+        )
     if "conflict" in text:
-        return "The requested amendment conflicts with the spec: revise the request on the product page."
+        return (
+            "The requested amendment conflicts with the spec: revise the request on the product "
+            "page."
+        )
     if "refused" in text or "guard" in text:
         return (
             "Every candidate touched something specfleet may not change: read the attempts on "

@@ -32,7 +32,9 @@ def digest_message(digest: OwnerDigest, console_url: str | None = None) -> Messa
     if count:
         parts.append(f"{count} merge request{'s' if count != 1 else ''} to review")
     if stuck:
-        parts.append(f"{stuck} product{'s' if stuck != 1 else ''} need{'s' if stuck == 1 else ''} you")
+        parts.append(
+            f"{stuck} product{'s' if stuck != 1 else ''} need{'s' if stuck == 1 else ''} you"
+        )
     subject = f"specfleet {digest.week}: " + ", ".join(parts)
     names = ", ".join(product.name for product in digest.products)
     text = [f"Your data products: {names}.", ""]

@@ -11,7 +11,6 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-
 revision: str = "0008"
 down_revision: str | None = "0004"
 branch_labels: str | Sequence[str] | None = None
