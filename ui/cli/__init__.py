@@ -10,6 +10,7 @@ from ui.cli import (
     amend,
     db,
     demo,
+    digest,
     evaluate,
     examples,
     fleet,
@@ -40,6 +41,7 @@ app.add_typer(mr.app, name="mr")
 app.add_typer(agent.app, name="agent")
 app.add_typer(web.app, name="user")
 app.add_typer(fleet_control.app, name="fleet")
+app.add_typer(digest.app, name="digest")
 app.command("health")(health.health)
 app.command("remediate")(health.remediate)
 app.command("verify")(verify.verify)
