@@ -25,6 +25,7 @@ from scheduler.due import Cron
 FAN_OUT_TASK = "specfleet.fan_out_window"
 TRACK_TASK = "specfleet.track_merge_requests"
 REDISPATCH_TASK = "specfleet.redispatch_stale"
+DIGEST_TASK = "specfleet.send_weekly_digest"  # worker/notify_tasks.py
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,7 @@ def beat_entries(settings: Settings) -> list[BeatEntry]:
         BeatEntry("window-catch-up", FAN_OUT_TASK, every_seconds=3600),
         BeatEntry("track-merge-requests", TRACK_TASK, every_seconds=900),
         BeatEntry("redispatch-stale", REDISPATCH_TASK, every_seconds=1800),
+        BeatEntry("weekly-digest", DIGEST_TASK, cron=Cron.parse(settings.digest_cron)),
     ]
 
 
