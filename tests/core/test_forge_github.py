@@ -264,3 +264,35 @@ def test_approvals_are_the_latest_deciding_review_per_person():
         {"user": {"login": "olivia"}, "state": "COMMENTED"},
     ]
     assert approvers(reviews) == ("olivia",)
+
+
+def test_a_github_product_is_tracked_to_merged_through_the_forge_factory(
+    server, worktree, engine, tmp_path
+):
+    """forge_for picks the GitHub forge for a github product; tracking records the merge."""
+    from sqlmodel import select
+
+    from core.db import MergeRequest, Product, session_scope
+    from core.errors import ConfigurationError
+    from core.forges import forge_for
+    from scheduler.tracking import track_merge_requests
+
+    settings = Settings(home=tmp_path, github_url=server.api_url, github_token=TOKEN)
+    product = Product(id="orders", name="Orders", repo_url="/r", forge="github", forge_project=REPO)
+    forge = forge_for(settings, product, engine)
+    assert isinstance(forge, GitHubForge) and forge.url == server.api_url
+    with pytest.raises(ConfigurationError, match="SPECFLEET_GITHUB_TOKEN"):
+        forge_for(Settings(home=tmp_path), product, engine)
+    push(forge, worktree)
+    state = forge.ensure_merge_request(params())
+    with session_scope(engine) as session:
+        session.add(product)
+        session.flush()
+        session.add(
+            MergeRequest(product_id="orders", forge="github", forge_ref=state.ref, title="x")
+        )
+    server.merge(REPO, int(state.ref))
+    report = track_merge_requests(engine, lambda p: forge_for(settings, p, engine))
+    assert report.merged and report.checked == 1
+    with session_scope(engine) as session:
+        assert session.exec(select(MergeRequest.state)).all() == ["merged"]
