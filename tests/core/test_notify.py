@@ -275,3 +275,27 @@ def test_webhook_payloads_follow_each_service():
     card = webhook_payload(message, "teams")["attachments"][0]
     assert card["contentType"] == "application/vnd.microsoft.card.adaptive"
     assert any("[Fix](https://x/1)" in block["text"] for block in card["content"]["body"])
+
+
+def test_webhook_urls_never_reach_the_logs(tmp_path, fleet, mailbox, inbox):
+    """A webhook URL carries its channel's token: service logs (httpx's too) never show it."""
+    import io
+
+    from core.log import configure_service_logging
+
+    secret_path = "/services/T0001/B0002/Xq9secretWebhookTokenZ"
+    settings = Settings(
+        home=tmp_path, notify_webhook_url=f"{inbox.url}{secret_path}", log_level="debug"
+    )
+    stream = io.StringIO()
+    configure_service_logging(settings, "worker", stream=stream)
+    inbox.status = 404
+    failed = send_digests(settings, fleet, now=MONDAY)
+    inbox.status = 200
+    sent = send_digests(settings, fleet, now=MONDAY)
+    assert {d.status for d in failed.deliveries} == {"failed"}
+    assert {d.status for d in sent.deliveries} == {"sent"}
+    assert len(inbox.at(secret_path)) == 2
+    logged = stream.getvalue()
+    assert "notification.sent" in logged and "HTTP Request: POST" in logged  # httpx logs
+    assert "Xq9secretWebhookTokenZ" not in logged
