@@ -189,8 +189,9 @@ class GitHubForge:
                 params.project,
                 state.ref,
                 "owners-unknown:" + ",".join(unknown),
-                "These owners from the spec have no GitHub account with that public e-mail "
-                "address and were not requested as reviewers: " + ", ".join(unknown),
+                "These owners from the spec could not be requested as reviewers (no GitHub "
+                "account with that public e-mail address, or no access to this repository): "
+                + ", ".join(unknown),
             )
         return MergeRequestState(**{**state.__dict__, "created": created})
 
@@ -241,11 +242,18 @@ class GitHubForge:
             }
             missing = [login for login in reviewers if login not in asked | reviewed]
             if missing:
-                self.api.request(
-                    "POST",
-                    f"{base}/pulls/{number}/requested_reviewers",
-                    json={"reviewers": missing},
-                )
+                try:
+                    self.api.request(
+                        "POST",
+                        f"{base}/pulls/{number}/requested_reviewers",
+                        json={"reviewers": missing},
+                    )
+                except GitHubRefused as error:
+                    # 422: not a collaborator, or the pull request's own author; the pull
+                    # request stands, and the comment below names whom it could not ask
+                    if error.status != 422:
+                        raise
+                    unknown_reviewers += [self._email_of(login) for login in missing]
         present = {str(user.get("login")) for user in pull.get("assignees") or ()}
         missing_assignees = [login for login in assignees if login not in present]
         if missing_assignees:
@@ -324,6 +332,9 @@ class GitHubForge:
             elif login not in logins:
                 logins.append(login)
         return logins, unknown
+
+    def _email_of(self, login: str) -> str:
+        return next((email for email, known in self._logins.items() if known == login), login)
 
     def _find_login(self, email: str) -> str | None:
         found = self.api.request("GET", "/search/users", params={"q": f"{email} in:email"})

@@ -296,3 +296,24 @@ def test_a_github_product_is_tracked_to_merged_through_the_forge_factory(
     assert report.merged and report.checked == 1
     with session_scope(engine) as session:
         assert session.exec(select(MergeRequest.state)).all() == ["merged"]
+
+
+def test_an_owner_github_refuses_as_reviewer_is_named_not_fatal(forge, server, worktree):
+    """A 422 on requesting a reviewer (no access) leaves the pull request open and says so."""
+    server.add_user("outsider", "out@example.com")
+    push(forge, worktree)
+    original = server._on_pull
+
+    def refuse_outsider(full_name, pull, kind, tail, method, body):  # type: ignore[no-untyped-def]
+        if tail == ["requested_reviewers"] and "outsider" in body.get("reviewers", []):
+            return 422, {
+                "message": "Validation Failed",
+                "errors": [{"message": "not a collaborator"}],
+            }
+        return original(full_name, pull, kind, tail, method, body)
+
+    server._on_pull = refuse_outsider  # type: ignore[method-assign]
+    state = forge.ensure_merge_request(params(reviewers=("out@example.com",)))
+    assert state.state == "open" and len(server.pulls[REPO]) == 1
+    (comment,) = server.comments[(REPO, 1)]
+    assert "out@example.com" in comment["body"] and "could not be requested" in comment["body"]
