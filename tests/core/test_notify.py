@@ -299,3 +299,22 @@ def test_webhook_urls_never_reach_the_logs(tmp_path, fleet, mailbox, inbox):
     logged = stream.getvalue()
     assert "notification.sent" in logged and "HTTP Request: POST" in logged  # httpx logs
     assert "Xq9secretWebhookTokenZ" not in logged
+
+
+def test_a_claim_left_by_a_dead_sender_is_taken_over_after_an_hour(settings, fleet, mailbox):
+    """A 'sending' row younger than an hour blocks a second sender; an older one does not."""
+    with session_scope(fleet) as session:
+        for owner, age in ((ANA, dt.timedelta(minutes=5)), (RAJ, dt.timedelta(hours=2))):
+            session.add(
+                NotificationSent(
+                    kind="digest",
+                    owner=owner,
+                    key="2026-W50",
+                    channel="email",
+                    at=dt.datetime.now(dt.UTC) - age,
+                )
+            )
+    run = send_digests(settings, fleet, now=MONDAY)
+    by_mail = {d.owner: d.status for d in run.deliveries if d.channel == "email"}
+    assert by_mail == {ANA: "already-sent", RAJ: "sent"}
+    assert [rcpt for rcpt, _ in mailbox.received] == [[RAJ]]
