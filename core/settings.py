@@ -107,9 +107,9 @@ class Settings(BaseSettings):
         default=None, description="GitLab base URL for the gitlab forge."
     )
     gitlab_token: SecretStr | None = Field(default=None, description="GitLab API token (secret).")
-    forge: Literal["local", "gitlab"] = Field(
+    forge: Literal["local", "gitlab", "github"] = Field(
         default="local",
-        description="Default forge for products registered without one: local or gitlab.",
+        description="Default forge for products registered without one: local, gitlab or github.",
     )
     gitlab_max_retries: int = Field(
         default=5, ge=0, description="Retries of a GitLab request answered 429 or 5xx."
@@ -239,6 +239,61 @@ class Settings(BaseSettings):
         "said in every MR and fleet status), auto (bwrap; fleet workers refuse without it).",
     )
 
+    # -- the GitHub forge (core/forges/github.py) ------------------------------------------
+    github_url: str = Field(
+        default="https://api.github.com",
+        description="GitHub REST API base URL; GitHub Enterprise Server: https://HOST/api/v3.",
+    )
+    github_token: SecretStr | None = Field(
+        default=None, description="GitHub token for the github forge (secret)."
+    )
+    github_max_retries: int = Field(
+        default=5, ge=0, description="Retries of a GitHub request answered 5xx or rate-limited."
+    )
+    github_timeout_seconds: float = Field(
+        default=30, gt=0, description="Time limit for one GitHub API request."
+    )
+    github_max_wait_seconds: float = Field(
+        default=60,
+        ge=0,
+        description="Longest Retry-After/rate-limit reset waited out in-process; a longer one "
+        "fails the attempt as transient so the task is retried later.",
+    )
+
+    # -- notifications: weekly digest and needs-human notices (core/notify) -----------------
+    smtp_host: str | None = Field(
+        default=None, description="SMTP server for e-mail notifications; unset: no e-mail."
+    )
+    smtp_port: int = Field(default=25, ge=1, le=65535, description="SMTP server port.")
+    smtp_starttls: bool = Field(
+        default=False, description="Upgrade the SMTP connection (STARTTLS)."
+    )
+    smtp_username: str | None = Field(default=None, description="SMTP login, if it needs one.")
+    smtp_password: SecretStr | None = Field(default=None, description="SMTP password (secret).")
+    smtp_from: str = Field(
+        default="specfleet@localhost", description="Sender address of notification e-mails."
+    )
+    smtp_timeout_seconds: float = Field(default=30, gt=0, description="Time limit per SMTP call.")
+    notify_webhook_url: SecretStr | None = Field(
+        default=None,
+        description="Incoming-webhook URL every owner's digest is posted to (secret: it carries "
+        "the channel's token); unset: no webhook.",
+    )
+    notify_owner_webhooks: dict[str, SecretStr] = Field(
+        default_factory=dict,
+        description='Per-owner webhook URLs as JSON, {"ana@example.com": "https://..."}; they '
+        "replace notify_webhook_url for that owner.",
+    )
+    notify_webhook_format: Literal["slack", "mattermost", "teams"] = Field(
+        default="slack", description="JSON shape of webhook posts: slack, mattermost or teams."
+    )
+    notify_console_url: str | None = Field(
+        default=None, description="Web console address used for links in notifications."
+    )
+    digest_cron: str = Field(
+        default="0 8 * * 1", description="When the weekly digest is sent (cron, in timezone)."
+    )
+
     @field_validator("home")
     @classmethod
     def _absolute_home(cls, value: Path) -> Path:
@@ -266,10 +321,12 @@ class Settings(BaseSettings):
         """Every configured secret's plain value, for redaction; never log this list."""
         secrets = [
             value.get_secret_value()
-            for value in (self.gitlab_token, self.llm_api_key)
+            for value in (self.gitlab_token, self.llm_api_key, self.github_token)
             if value is not None and value.get_secret_value()
         ]
-        return secrets
+        notify = [self.smtp_password, self.notify_webhook_url, *self.notify_owner_webhooks.values()]
+        secrets += [value.get_secret_value() for value in notify if value is not None]
+        return [secret for secret in secrets if secret]
 
 
 @lru_cache(maxsize=1)

@@ -25,6 +25,7 @@ from scheduler.due import Cron
 FAN_OUT_TASK = "specfleet.fan_out_window"
 TRACK_TASK = "specfleet.track_merge_requests"
 REDISPATCH_TASK = "specfleet.redispatch_stale"
+DIGEST_TASK = "specfleet.send_weekly_digest"  # worker/notify_tasks.py
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,7 @@ def beat_entries(settings: Settings) -> list[BeatEntry]:
         BeatEntry("track-merge-requests", TRACK_TASK, every_seconds=900),
         # the ledger's sweep: expired leases and unclaimed messages recovered within minutes
         BeatEntry("sweep", REDISPATCH_TASK, every_seconds=settings.sweep_seconds),
+        BeatEntry("weekly-digest", DIGEST_TASK, cron=Cron.parse(settings.digest_cron)),
     ]
 
 

@@ -140,21 +140,6 @@ class RefreshingAdvisories:
 
 
 def _forge(name: str, settings: Settings, engine: Engine) -> Forge:
-    if name == "local":
-        from core.forges.local import LocalForge
+    from core.forges import forge_named
 
-        return LocalForge(engine, settings.forge_dir, settings.git_timeout_seconds)
-    if name == "gitlab":
-        if not settings.gitlab_url or settings.gitlab_token is None:
-            raise ConfigurationError(
-                "products on the gitlab forge need SPECFLEET_GITLAB_URL and SPECFLEET_GITLAB_TOKEN"
-            )
-        from core.forges.gitlab import GitLabForge
-
-        return GitLabForge(
-            settings.gitlab_url,
-            settings.gitlab_token,
-            max_retries=settings.gitlab_max_retries,
-            timeout_seconds=settings.gitlab_timeout_seconds,
-        )
-    raise ConfigurationError(f"unknown forge {name!r} (local or gitlab)")
+    return forge_named(name, settings, engine)

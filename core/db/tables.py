@@ -260,3 +260,34 @@ class AmendmentRequest(SQLModel, table=True):
     outcome_detail: str | None = Field(default=None, max_length=4000)
     merge_request_url: str | None = Field(default=None, max_length=500)
     updated_at: dt.datetime = _when()
+
+
+# -- notifications (core/notify): de-duplication of sent messages and owners' opt-outs -------
+
+
+class NotificationSent(SQLModel, table=True):
+    """One notification to one owner on one channel: the weekly digest of a week, or the
+    needs-human notice of an evaluation. The unique key makes a second scheduler or a retried
+    task send nothing twice; the row is claimed (``sending``) before the message goes out."""
+
+    __tablename__ = "notification_sent"
+    __table_args__ = (UniqueConstraint("kind", "owner", "key", "channel"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str = Field(max_length=16, description="digest or needs-human.")
+    owner: str = Field(max_length=320, index=True)
+    key: str = Field(max_length=64, description="ISO week (digest) or evaluation id.")
+    channel: str = Field(max_length=16, description="email or webhook.")
+    state: str = Field(default="sending", max_length=16, description="sending or sent.")
+    at: dt.datetime = _when()
+    detail: dict[str, Any] | None = _json(nullable=True)
+
+
+class NotificationOptOut(SQLModel, table=True):
+    """An owner who asked to receive no digest and no needs-human notice."""
+
+    __tablename__ = "notification_opt_out"
+
+    owner: str = Field(primary_key=True, max_length=320)
+    at: dt.datetime = _when()
+    by: str = Field(max_length=200)

@@ -15,7 +15,7 @@ from core.db import Product
 from core.errors import ProductConflict
 from core.spec.model import EMAIL_PATTERN, Spec
 
-Forge = Literal["local", "gitlab"]
+Forge = Literal["local", "gitlab", "github"]
 RegistrationStatus = Literal["added", "updated", "unchanged", "reactivated"]
 
 # fields compared to decide whether a re-registration changes anything

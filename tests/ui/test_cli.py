@@ -177,7 +177,7 @@ def test_product_add_refuses_invalid_or_missing_spec(
     assert missing.returncode == 1 and "no such file" in missing.stderr
     gone = cli("product", "add", "--repo", str(tmp_path / "gone"))
     assert gone.returncode == 2 and "does not exist" in gone.stderr
-    wrong_forge = cli("product", "add", "--repo", str(bad), "--forge", "github")
+    wrong_forge = cli("product", "add", "--repo", str(bad), "--forge", "bitbucket")
     assert wrong_forge.returncode == 2 and "--forge" in wrong_forge.stderr
     assert "0 products" in cli("product", "list").stdout
 

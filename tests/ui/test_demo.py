@@ -55,6 +55,8 @@ def test_demo_plays_the_week_and_replays_without_duplicates(
     )
     assert outcomes["store_footfall"] in ("no-change", "no-op")
     assert [v for (v,) in _rows(home, "SELECT version FROM policy_set ORDER BY version")] == [1, 2]
+    assert "Monday digest" in first.stdout and "would be sent" in first.stdout
+    assert _rows(home, "SELECT count(*) FROM notification_sent") == [(0,)]  # a dry run
 
     second = cli("demo", env=env)
     assert second.returncode == 0, second.stdout[-4000:] + second.stderr[-4000:]

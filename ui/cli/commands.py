@@ -63,6 +63,13 @@ COMMANDS: tuple[Command, ...] = (
     ),
     Command("amendments", "amend", "amend_list", "A product's amendment requests, newest first."),
     Command(
+        "digest",
+        "digest",
+        "app",
+        "The owners' weekly digest: what would be sent (--dry-run), sending it, opt-outs.",
+        group=True,
+    ),
+    Command(
         "policy",
         "policy",
         "app",

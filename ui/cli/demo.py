@@ -106,6 +106,9 @@ def demo(
 
         _step(8, "Merge requests waiting for their product owners")
         _merge_requests(engine)
+
+        _step(9, "The Monday digest each owner would get (dry run: nothing is sent)")
+        run("digest", "--dry-run")
     console.print(f"\n[bold]Demo finished in {time.perf_counter() - started:.0f} s.[/]")
 
 

@@ -12,7 +12,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from core.db import Product
-from core.errors import SpecfleetError, SpecMissing
+from core.errors import InputError, SpecfleetError, SpecMissing
 from core.registry import (
     ImportReport,
     Registration,
@@ -56,12 +56,16 @@ def add(
     spec: Annotated[
         str, typer.Option(help="Spec path inside the repository.")
     ] = "dataproduct.yaml",
-    forge: Annotated[str, typer.Option(help="local or gitlab.")] = "local",
+    forge: Annotated[
+        str, typer.Option(help="local, gitlab or github (github: --repo OWNER/NAME).")
+    ] = "local",
     project: Annotated[str | None, typer.Option(help="Forge project id or path.")] = None,
     owner: Annotated[list[str] | None, typer.Option(help="Extra owner (repeatable).")] = None,
     tag: Annotated[list[str] | None, typer.Option(help="Extra tag (repeatable).")] = None,
 ) -> None:
     """Register a product from its repository; its spec must be present and valid."""
+    if forge == "github":
+        repo, project = _github_repository(repo, project)
     try:
         registration = Registration(
             repo=repo,
@@ -111,6 +115,22 @@ def _offer_draft(registry: Registry, registration: Registration) -> None:
             f"on {escape(registration.branch)}, then run product add again",
             soft_wrap=True,
         )
+
+
+def _github_repository(repo: str, project: str | None) -> tuple[str, str | None]:
+    """``--repo OWNER/NAME`` on the github forge: clone URL from the settings, project OWNER/NAME.
+
+    A URL or an existing local path is kept as given (with ``--project`` naming the GitHub
+    repository pull requests go to).
+    """
+    from core.forges.github import clone_url_for
+
+    if "://" in repo or repo.count("/") != 1 or Path(repo).exists():
+        return repo, project
+    try:
+        return clone_url_for(wiring().settings.github_url, repo), project or repo
+    except InputError as error:
+        fail(str(error))
 
 
 @app.command("list")

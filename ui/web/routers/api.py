@@ -87,7 +87,7 @@ class RegistrationIn(BaseModel):
     repo: str = Field(min_length=1, max_length=1000)
     branch: str = Field(default="main", min_length=1, max_length=255)
     spec: str = Field(default="dataproduct.yaml", min_length=1, max_length=500)
-    forge: Literal["local", "gitlab"] = "local"
+    forge: Literal["local", "gitlab", "github"] = "local"
     project: str | None = Field(default=None, max_length=255)
     owners: list[str] = Field(default_factory=list, max_length=50)
     tags: list[str] = Field(default_factory=list, max_length=50)
