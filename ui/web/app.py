@@ -46,6 +46,7 @@ def templates() -> Jinja2Templates:
 def create_app(settings: Settings) -> FastAPI:
     """The console and API for the database and local forge that ``settings`` name."""
     from ui.web.routers import api, evaluations, fleet, merge_requests, policies, products, session
+    from ui.web.routers import waiting
 
     engine = make_engine(settings.resolved_database_url)
     ensure_schema(engine)
@@ -75,6 +76,7 @@ def create_app(settings: Settings) -> FastAPI:
         evaluations.router,
         merge_requests.router,
         policies.router,
+        waiting.router,
     ):
         app.include_router(router, include_in_schema=False)
     app.include_router(api.router, prefix=API_PREFIX)
