@@ -34,6 +34,7 @@ class ReviewFacts:
     new_rules: tuple[tuple[str, str], ...]  # (rule id, severity) the change answers
     deterministic: bool  # no LLM call made any of it
     dependency_changes: tuple[tuple[str, str, str, str], ...]  # package, from, to, why
+    dependency_files: tuple[str, ...] = ()  # the pin files those changes edit
 
     @property
     def green(self) -> bool:
@@ -52,10 +53,10 @@ def review_facts(description: str, changes: Mapping[str, Any] | None = None) -> 
         verdict = "not verified"
     else:
         verdict = "unknown"
+    recorded = [d for d in (changes or {}).get("dependencies") or () if isinstance(d, Mapping)]
     dependencies = tuple(
         (str(d.get("package", "")), str(d.get("from", "")), str(d.get("to", "")), str(d.get("why", "")))
-        for d in (changes or {}).get("dependencies") or ()
-        if isinstance(d, Mapping)
+        for d in recorded
     )
     return ReviewFacts(
         verdict=verdict,
@@ -64,6 +65,7 @@ def review_facts(description: str, changes: Mapping[str, Any] | None = None) -> 
         new_rules=_new_rules(description),
         deterministic=DETERMINISTIC in description,
         dependency_changes=dependencies,
+        dependency_files=tuple(sorted({str(d.get("file", "")) for d in recorded} - {""})),
     )
 
 

@@ -288,6 +288,9 @@ class AutomergeRecord(SQLModel, table=True):
     title: str = Field(default="", max_length=300)
     merged_at: dt.datetime = _when(index=True)
     merged_commit: str | None = Field(default=None, max_length=64)
+    base_commit: str | None = Field(
+        default=None, max_length=64, description="The target branch's tip before the merge."
+    )
     reasons: list[str] = _json_list()
     revert_merge_request_id: int | None = Field(default=None, foreign_key="merge_request.id")
     announced_at: dt.datetime | None = _when(nullable=True)

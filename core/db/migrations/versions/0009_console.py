@@ -44,6 +44,7 @@ def upgrade() -> None:
         sa.Column("title", sa.String(length=300), nullable=False),
         sa.Column("merged_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("merged_commit", sa.String(length=64), nullable=True),
+        sa.Column("base_commit", sa.String(length=64), nullable=True),
         sa.Column("reasons", _JSON, nullable=False),
         sa.Column("revert_merge_request_id", sa.Integer(), nullable=True),
         sa.Column("announced_at", sa.DateTime(timezone=True), nullable=True),
