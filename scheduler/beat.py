@@ -25,6 +25,8 @@ from scheduler.due import Cron
 FAN_OUT_TASK = "specfleet.fan_out_window"
 TRACK_TASK = "specfleet.track_merge_requests"
 REDISPATCH_TASK = "specfleet.redispatch_stale"
+RELEASE_DEFERRED_TASK = "specfleet.release_deferred"
+AUTOMERGE_TASK = "specfleet.automerge"
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,9 @@ def beat_entries(settings: Settings) -> list[BeatEntry]:
         BeatEntry("window-catch-up", FAN_OUT_TASK, every_seconds=3600),
         BeatEntry("track-merge-requests", TRACK_TASK, every_seconds=900),
         BeatEntry("redispatch-stale", REDISPATCH_TASK, every_seconds=1800),
+        # rate limits free capacity by the minute; automerge waits hours (the grace period)
+        BeatEntry("release-deferred", RELEASE_DEFERRED_TASK, every_seconds=300),
+        BeatEntry("automerge", AUTOMERGE_TASK, every_seconds=900),
     ]
 
 

@@ -52,7 +52,7 @@ def make_app(settings: Settings | None = None) -> Celery:
     broker, backend = broker_urls(settings)
     if broker.startswith("sqla+sqlite"):
         settings.home.mkdir(parents=True, exist_ok=True)
-    app = Celery("specfleet", broker=broker, backend=backend, include=["worker.tasks"])
+    app = Celery("specfleet", broker=broker, backend=backend, include=["worker.tasks", "worker.console_tasks"])
     transport_options: dict[str, Any] = {}
     if broker.startswith(("redis://", "rediss://", "unix://")):
         transport_options = {
