@@ -75,7 +75,19 @@ def _counts(engine: Engine) -> dict[str, int]:
         "evaluations queued": int(statuses.get("queued", 0)),
         "evaluations running": int(statuses.get("running", 0)),
         "open merge requests": int(open_mrs),
+        "deferred merge requests (rate limits)": _deferred_count(engine),
     }
+
+
+def _deferred_count(engine: Engine) -> int:
+    from core.db import Proposal
+
+    with session_scope(engine) as session:
+        return int(
+            session.exec(
+                select(func.count()).select_from(Proposal).where(Proposal.state == "deferred")
+            ).one()
+        )
 
 
 @app.command()
