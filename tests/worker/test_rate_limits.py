@@ -189,3 +189,33 @@ def test_admission_is_pure_and_counts_every_owner_of_a_product() -> None:
     assert [w.product_id for w in result.admitted] == ["b"]
     assert "y@x.io already has 1" in (result.reason_for(1) or "")
     assert Limits(10, None).tightened_by(Limits(5, 3)) == Limits(5, 3)
+
+
+def test_a_policy_pack_tightens_the_limits_and_bad_fleet_rules_are_refused(
+    engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """fleet.yaml in a pack is published with the set; the stricter of it and the settings
+    applies; an unknown key or a negative limit is refused with the file and line."""
+    import shutil
+
+    from core.errors import PolicyPackInvalid
+    from policies.packs import load_pack
+    from policies.store import publish as publish_pack
+    from tests.conftest import REPO_ROOT
+    from worker.pipeline.deferral import current_limits, latest_fleet_rules
+
+    pack = tmp_path / "pack"
+    shutil.copytree(REPO_ROOT / "policies/pack/v1", pack)
+    (pack / "fleet.yaml").write_text(
+        "merge_requests:\n  hourly_limit: 5\n  owners_merge: false\n  merged_by: the platform team\n"
+    )
+    _limits(monkeypatch, hourly=10, per_owner=3)
+    publish_pack(engine, load_pack(pack), "limits", "architect")
+    assert current_limits(engine) == Limits(5, 3)
+    assert latest_fleet_rules(engine)["merge_requests"]["owners_merge"] is False
+
+    (pack / "fleet.yaml").write_text("merge_requests:\n  hourly_limit: -1\nautomerge:\n  max: x\n")
+    with pytest.raises(PolicyPackInvalid) as refused:
+        load_pack(pack)
+    text = "\n".join(problem.render() for problem in refused.value.problems)
+    assert "fleet.yaml" in text and "hourly_limit" in text and "max" in text
