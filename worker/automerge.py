@@ -159,7 +159,9 @@ def run_automerge(
     return outcomes
 
 
-def _merge(engine: Engine, forge: LocalForge, row: MergeRequest, decision: AutomergeDecision) -> bool:
+def _merge(
+    engine: Engine, forge: LocalForge, row: MergeRequest, decision: AutomergeDecision
+) -> bool:
     assert row.id is not None
     base = _git(forge, row, "rev-parse", f"refs/heads/{row.target_branch}").strip()
     try:
@@ -238,7 +240,17 @@ def open_revert(engine: Engine, forge: LocalForge, merge_request_id: int, actor:
     branch = f"specfleet/revert-{merge_request_id}"
     with tempfile.TemporaryDirectory(prefix="specfleet-revert-") as scratch:
         work = Path(scratch) / "work"
-        _run(["git", "clone", "--quiet", "--branch", row.target_branch, str(forge.project_path(project)), str(work)])
+        _run(
+            [
+                "git",
+                "clone",
+                "--quiet",
+                "--branch",
+                row.target_branch,
+                str(forge.project_path(project)),
+                str(work),
+            ]
+        )
         _run(["git", "-C", str(work), "config", "user.name", actor])
         _run(["git", "-C", str(work), "config", "user.email", "specfleet@localhost"])
         _revert(work, row, record)
@@ -263,7 +275,8 @@ def open_revert(engine: Engine, forge: LocalForge, merge_request_id: int, actor:
     with session_scope(engine) as session:
         opened = session.exec(
             select(MergeRequest).where(
-                MergeRequest.forge == "local", MergeRequest.forge_ref == state.ref,
+                MergeRequest.forge == "local",
+                MergeRequest.forge_ref == state.ref,
                 MergeRequest.product_id == row.product_id,
             )
         ).one()

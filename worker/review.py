@@ -55,7 +55,12 @@ def review_facts(description: str, changes: Mapping[str, Any] | None = None) -> 
         verdict = "unknown"
     recorded = [d for d in (changes or {}).get("dependencies") or () if isinstance(d, Mapping)]
     dependencies = tuple(
-        (str(d.get("package", "")), str(d.get("from", "")), str(d.get("to", "")), str(d.get("why", "")))
+        (
+            str(d.get("package", "")),
+            str(d.get("from", "")),
+            str(d.get("to", "")),
+            str(d.get("why", "")),
+        )
         for d in recorded
     )
     return ReviewFacts(

@@ -40,7 +40,10 @@ class Limits:
 
     def tightened_by(self, other: Limits) -> Limits:
         """The stricter of two sources (settings and the policy set) for each limit."""
-        return Limits(_stricter(self.hourly, other.hourly), _stricter(self.open_per_owner, other.open_per_owner))
+        return Limits(
+            _stricter(self.hourly, other.hourly),
+            _stricter(self.open_per_owner, other.open_per_owner),
+        )
 
 
 def _stricter(a: int | None, b: int | None) -> int | None:

@@ -38,7 +38,9 @@ def test_automerge_opt_in_is_recorded_and_audited(cli: Cli, forge: LocalForge) -
     assert cli("mr", "automerge", "orders", "spec").returncode == 0
     with Session(forge.engine) as session:
         assert session.get(Product, "orders").automerge is None
-        actions = session.exec(select(AuditEntry.action).where(AuditEntry.subject_id == "orders")).all()
+        actions = session.exec(
+            select(AuditEntry.action).where(AuditEntry.subject_id == "orders")
+        ).all()
     assert actions.count("product.automerge") == 2
     bad = cli("mr", "automerge", "orders", "always")
     assert bad.returncode == 2 and "always" in bad.stderr

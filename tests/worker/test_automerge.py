@@ -9,7 +9,6 @@ import datetime as dt
 from pathlib import Path
 
 import git
-import pytest
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
@@ -31,13 +30,20 @@ from worker.automerge import decide_automerge, effective_level, open_revert, run
 from worker.review import review_facts
 
 GRACE = dt.timedelta(hours=24)
-FIX = {"package": "pyarrow", "file": "requirements.txt", "from": "14.0.0", "to": "14.0.1",
-       "why": "PYSEC-2023-238: arbitrary code execution (critical severity)"}
+FIX = {
+    "package": "pyarrow",
+    "file": "requirements.txt",
+    "from": "14.0.0",
+    "to": "14.0.1",
+    "why": "PYSEC-2023-238: arbitrary code execution (critical severity)",
+}
 
 
 def _description(passed: bool) -> str:
-    verdict = "**Verification: passed.** All good." if passed else (
-        "**Verification: failed.** the candidate's tests failed."
+    verdict = (
+        "**Verification: passed.** All good."
+        if passed
+        else ("**Verification: failed.** the candidate's tests failed.")
     )
     return f"""## Verification
 
@@ -65,14 +71,29 @@ def _product(engine, forge, make_repo, product_id, *, registry=None, spec_opt=No
     spec_path = "dataproduct.yaml"
     if spec_opt is not None:
         spec = (EXAMPLES / "orders" / "dataproduct.yaml").read_text()
-        files[spec_path] = spec.replace("id: orders", f"id: {product_id}", 1) + f"automerge: {spec_opt}\n"
+        files[spec_path] = (
+            spec.replace("id: orders", f"id: {product_id}", 1) + f"automerge: {spec_opt}\n"
+        )
     source = make_repo(files, name=product_id)
     with session_scope(engine) as session:
-        session.add(Product(id=product_id, name=product_id, repo_url=str(source),
-                            owners=["ana@x.io"], automerge=registry))
+        session.add(
+            Product(
+                id=product_id,
+                name=product_id,
+                repo_url=str(source),
+                owners=["ana@x.io"],
+                automerge=registry,
+            )
+        )
         session.flush()
-        session.add(Proposal(product_id=product_id, key=f"k-{product_id}", title="t",
-                             changes={"dependencies": [FIX]}))
+        session.add(
+            Proposal(
+                product_id=product_id,
+                key=f"k-{product_id}",
+                title="t",
+                changes={"dependencies": [FIX]},
+            )
+        )
     forge.ensure_project(product_id, source)
     repo = git.Repo(source)
     repo.git.checkout("-B", "work", "main")
@@ -80,17 +101,25 @@ def _product(engine, forge, make_repo, product_id, *, registry=None, spec_opt=No
     repo.git.checkout("main")
     repo.close()
     forge.ensure_branch(BranchPush(product_id, EVERGREEN_BRANCH, head, source))
-    state = forge.ensure_merge_request(MergeRequestParams(
-        project=product_id, product_id=product_id, title=f"Upgrade pyarrow ({product_id})",
-        description=_description(passed), proposal_key=f"k-{product_id}",
-    ))
+    state = forge.ensure_merge_request(
+        MergeRequestParams(
+            project=product_id,
+            product_id=product_id,
+            title=f"Upgrade pyarrow ({product_id})",
+            description=_description(passed),
+            proposal_key=f"k-{product_id}",
+        )
+    )
     return int(state.ref)
 
 
 def _state(engine: Engine, product_id: str) -> str:
     with Session(engine) as session:
-        return session.exec(select(MergeRequest.state).where(
-            MergeRequest.product_id == product_id, MergeRequest.branch == EVERGREEN_BRANCH)).one()
+        return session.exec(
+            select(MergeRequest.state).where(
+                MergeRequest.product_id == product_id, MergeRequest.branch == EVERGREEN_BRANCH
+            )
+        ).one()
 
 
 def _pin(forge: LocalForge, product_id: str) -> str:
@@ -147,7 +176,9 @@ def test_the_policy_set_caps_the_opt_in(engine: Engine, specfleet_home: Path, ma
     with session_scope(engine) as session:
         session.add(PolicySetRecord(version=1, content_hash="h", published_by="architect"))
         session.flush()
-        session.add(PolicySetFleetRules(policy_set_version=1, body={"automerge": {"max_level": "never"}}))
+        session.add(
+            PolicySetFleetRules(policy_set_version=1, body={"automerge": {"max_level": "never"}})
+        )
     assert run_automerge(engine, forge, GRACE, now=utcnow() + GRACE) == []
     assert _state(engine, "green") == "open"
 
@@ -156,8 +187,12 @@ def test_a_minor_upgrade_is_beyond_security_patch() -> None:
     """The pure decision names each failed condition."""
     facts = review_facts(_description(True), {"dependencies": [{**FIX, "to": "15.0.0"}]})
     decision = decide_automerge(
-        effective_level("deterministic", "security-patch"), facts, ["requirements.txt", "app.py"],
-        "dataproduct.yaml", GRACE, GRACE,
+        effective_level("deterministic", "security-patch"),
+        facts,
+        ["requirements.txt", "app.py"],
+        "dataproduct.yaml",
+        GRACE,
+        GRACE,
     )
     assert not decision.merge
     assert "pyarrow 14.0.0 -> 15.0.0 is not a patch-level upgrade" in decision.reasons

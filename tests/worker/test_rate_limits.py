@@ -13,8 +13,15 @@ import pytest
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
-from core.db import Evaluation, MergeRequest, PolicyRuleRecord, PolicySetRecord, Product, Proposal
-from core.db import session_scope
+from core.db import (
+    Evaluation,
+    MergeRequest,
+    PolicyRuleRecord,
+    PolicySetRecord,
+    Product,
+    Proposal,
+    session_scope,
+)
 from core.db.types import utcnow
 from core.forges.local import LocalForge
 from core.forges.rate_limits import Capacity, Limits, Priority, Waiting, admit
@@ -59,8 +66,12 @@ def _register(engine: Engine, count: int, owner_of=lambda i: f"owner{i}@x.io") -
         for rule_id, severity in SEVERITIES.items():
             session.add(
                 PolicyRuleRecord(
-                    policy_set_version=1, rule_id=rule_id, kind="dependency",
-                    severity=severity, title=rule_id, body={},
+                    policy_set_version=1,
+                    rule_id=rule_id,
+                    kind="dependency",
+                    severity=severity,
+                    title=rule_id,
+                    body={},
                 )
             )
         for i in range(count):
@@ -69,7 +80,9 @@ def _register(engine: Engine, count: int, owner_of=lambda i: f"owner{i}@x.io") -
             )
         session.flush()
         for i in range(count):
-            session.add(Evaluation(id=i + 1, product_id=f"p{i:02d}", window="2026-W49", trigger="policy"))
+            session.add(
+                Evaluation(id=i + 1, product_id=f"p{i:02d}", window="2026-W49", trigger="policy")
+            )
 
 
 def _publish(engine: Engine, forge: LocalForge, source: tuple[Path, str], i: int, key: str = ""):
@@ -78,17 +91,31 @@ def _publish(engine: Engine, forge: LocalForge, source: tuple[Path, str], i: int
         product = session.get(Product, f"p{i:02d}")
     kind = _kind(i)
     candidate = Candidate(
-        worktree=path, git_dir=path, commit=commit, key=key or f"key-{i}",
-        title=f"Upgrade pyarrow ({kind})", amendment_id="A1", amendment_text="",
-        changes=(_change(kind),), claimed_rules=(kind,) if kind.startswith("ORG") else (),
+        worktree=path,
+        git_dir=path,
+        commit=commit,
+        key=key or f"key-{i}",
+        title=f"Upgrade pyarrow ({kind})",
+        amendment_id="A1",
+        amendment_text="",
+        changes=(_change(kind),),
+        claimed_rules=(kind,) if kind.startswith("ORG") else (),
     )
     return publish(
-        engine=engine, forge=forge, product=product, owners=tuple(product.owners),
-        evaluation_id=i + 1, mirror=path, candidate=candidate, description=f"product {i}",
+        engine=engine,
+        forge=forge,
+        product=product,
+        owners=tuple(product.owners),
+        evaluation_id=i + 1,
+        mirror=path,
+        candidate=candidate,
+        description=f"product {i}",
     )
 
 
-def _limits(monkeypatch: pytest.MonkeyPatch, hourly: int | None = None, per_owner: int | None = None):
+def _limits(
+    monkeypatch: pytest.MonkeyPatch, hourly: int | None = None, per_owner: int | None = None
+):
     if hourly is not None:
         monkeypatch.setenv("SPECFLEET_MR_HOURLY_LIMIT", str(hourly))
     if per_owner is not None:
@@ -124,7 +151,10 @@ def test_fifty_products_with_ten_per_hour_open_ten_and_release_the_rest_by_prior
     deferred = [p for p, _ in deferred_proposals(engine)]
     assert len(deferred) == 40
     assert all("deferred" in outcomes[i].reason for i in arrival[10:])
-    assert all(p.deferred_reason and "10 new merge requests per hour" in p.deferred_reason for p in deferred)
+    assert all(
+        p.deferred_reason and "10 new merge requests per hour" in p.deferred_reason
+        for p in deferred
+    )
 
     # the order they will go out in: tier, then severity, then the longest waiting
     waiting_kinds = [_kind(int(p.product_id[1:])) for p in deferred]
@@ -136,14 +166,18 @@ def test_fifty_products_with_ten_per_hour_open_ten_and_release_the_rest_by_prior
     later = utcnow()
     released_order: list[str] = []
     for hour in range(1, 5):
-        batch = release_deferred(engine, lambda _p: forge, now=later + dt.timedelta(hours=hour, minutes=1))
+        batch = release_deferred(
+            engine, lambda _p: forge, now=later + dt.timedelta(hours=hour, minutes=1)
+        )
         assert len(batch) == 10
         released_order += [r.product_id for r in batch]
     assert released_order == [p.product_id for p in deferred]
     assert len(_open_products(engine)) == 50
     assert deferred_proposals(engine) == []
     with Session(engine) as session:
-        row = session.exec(select(MergeRequest).where(MergeRequest.product_id == deferred[0].product_id)).one()
+        row = session.exec(
+            select(MergeRequest).where(MergeRequest.product_id == deferred[0].product_id)
+        ).one()
         assert row.description == f"product {int(deferred[0].product_id[1:])}"
         assert row.proposal_id is not None
 
@@ -160,7 +194,9 @@ def test_owner_limit_defers_until_one_of_their_merge_requests_is_merged(
         _publish(engine, forge, source, i)
     assert _open_products(engine) == ["p00", "p01", "p03"]
     [(waiting, _)] = deferred_proposals(engine)
-    assert waiting.product_id == "p02" and "ana@x.io already has 2" in (waiting.deferred_reason or "")
+    assert waiting.product_id == "p02" and "ana@x.io already has 2" in (
+        waiting.deferred_reason or ""
+    )
 
     _publish(engine, forge, source, 2, key="key-2b")  # a newer proposal for the waiting product
     [(waiting, _)] = deferred_proposals(engine)
@@ -175,7 +211,10 @@ def test_owner_limit_defers_until_one_of_their_merge_requests_is_merged(
     assert released.product_id == "p02"
     with Session(engine) as session:
         row = session.exec(select(MergeRequest).where(MergeRequest.product_id == "p02")).one()
-        states = {p.key: p.state for p in session.exec(select(Proposal).where(Proposal.product_id == "p02"))}
+        states = {
+            p.key: p.state
+            for p in session.exec(select(Proposal).where(Proposal.product_id == "p02"))
+        }
     assert row.proposal_key == "key-2b" and row.state == "open"
     assert states == {"key-2": "superseded", "key-2b": "proposed"}
 

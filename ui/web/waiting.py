@@ -1,4 +1,4 @@
-""""Waiting for me": an owner's open merge requests across their products, what needs them,
+""" "Waiting for me": an owner's open merge requests across their products, what needs them,
 and the one-click (and bulk) approve-and-merge of the verified-green ones.
 
 Reading is :func:`waiting_for` (one pass over the owner's products); acting is
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from sqlmodel import Session, col, select
 
@@ -152,14 +153,12 @@ def _approve_and_merge_one(
         )
     act_on_merge_request(context, identity, merge_request_id, "approve")
     if not policy.owners_merge:
-        return (
-            f"!{merge_request_id} approved; the policy set has {policy.merged_by} merge it"
-        )
+        return f"!{merge_request_id} approved; the policy set has {policy.merged_by} merge it"
     act_on_merge_request(context, identity, merge_request_id, "merge")
     return f"!{merge_request_id} approved and merged"
 
 
-def _changes_by_key(session: Session, product_ids: Sequence[str]) -> dict[tuple[str, str], dict]:
+def _changes_by_key(session: Session, product_ids: Sequence[str]) -> dict[tuple[str, str], dict[str, Any]]:
     rows = session.exec(
         select(Proposal.product_id, Proposal.key, Proposal.changes).where(
             col(Proposal.product_id).in_(list(product_ids))

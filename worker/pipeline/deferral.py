@@ -91,9 +91,7 @@ def hold_back(
     with session_scope(engine) as session:
         _lock(session)
         proposal = session.exec(
-            select(Proposal).where(
-                Proposal.product_id == product.id, Proposal.key == proposal_key
-            )
+            select(Proposal).where(Proposal.product_id == product.id, Proposal.key == proposal_key)
         ).first()
         if proposal is None:  # not recorded (cannot happen after _ensure_proposal): no gate
             return None

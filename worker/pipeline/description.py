@@ -168,7 +168,11 @@ def _spec_change(change: SpecChangeFacts) -> str:
             f"{_cell(', '.join(touched))}.**",
             "",
         ]
-    rows += ["| what | the owner's request |", "| --- | --- |", f"| requested | {_cell(change.request)} |"]
+    rows += [
+        "| what | the owner's request |",
+        "| --- | --- |",
+        f"| requested | {_cell(change.request)} |",
+    ]
     if change.why:
         rows.append(f"| why | {_cell(change.why)} |")
     rows.append(f"| change | {_cell(change.change)} |")

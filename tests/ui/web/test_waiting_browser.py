@@ -87,16 +87,26 @@ def console(specfleet_home: Path, tmp_path: Path) -> Iterator[Console]:
         session.flush()
         session.add(
             Evaluation(
-                product_id="delta", window="2026-W49", trigger="weekly", status="done",
-                outcome="needs-human", summary={"reason": NEEDS_HUMAN_REASON},
+                product_id="delta",
+                window="2026-W49",
+                trigger="weekly",
+                status="done",
+                outcome="needs-human",
+                summary={"reason": NEEDS_HUMAN_REASON},
             )
         )
     engine.dispose()
     port = free_port()
-    env = {**os.environ, "SPECFLEET_HOME": str(specfleet_home), "SPECFLEET_DATABASE_URL": database_url}
+    env = {
+        **os.environ,
+        "SPECFLEET_HOME": str(specfleet_home),
+        "SPECFLEET_DATABASE_URL": database_url,
+    }
     server = subprocess.Popen(
         [SPECFLEET, "web", "--host", "127.0.0.1", "--port", str(port)],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -119,7 +129,9 @@ def console(specfleet_home: Path, tmp_path: Path) -> Iterator[Console]:
 
 
 def test_owner_merges_three_verified_green_merge_requests_with_two_clicks(
-    browser: Browser, console: Console, specfleet_home: Path  # noqa: F811
+    browser: Browser,  # noqa: F811
+    console: Console,
+    specfleet_home: Path,
 ) -> None:
     """The start page lists the three with their verdict, rule, size and contract/data result;
     "approve and merge all" shows a confirmation listing them; confirming merges all three."""

@@ -45,4 +45,6 @@ def test_revert_button_opens_a_revert_merge_request(
     assert done.status_code == 200 and "Revert !" in done.text
     with Session(forge.engine) as session:
         rows = session.exec(select(MergeRequest).order_by(MergeRequest.id)).all()
-    assert [r.state for r in rows] == ["merged", "open"] and rows[1].branch.startswith("specfleet/revert-")
+    assert [r.state for r in rows] == ["merged", "open"] and rows[1].branch.startswith(
+        "specfleet/revert-"
+    )

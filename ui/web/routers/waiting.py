@@ -1,4 +1,4 @@
-""""Waiting for me", an owner's start page: open merge requests across their products with
+""" "Waiting for me", an owner's start page: open merge requests across their products with
 the verdict, the new rules each answers, the size of the change and the contract/data result;
 needs-human outcomes with the reason; deferred proposals. One click approves and merges a
 verified-green merge request; the bulk action asks for a confirmation listing them first."""
@@ -9,7 +9,6 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
-
 from sqlmodel import Session
 
 from core.db import MergeRequest, Product
@@ -47,7 +46,7 @@ async def approve_merge_one(request: Request, merge_request_id: RowId) -> Respon
 async def approve_merge_all(request: Request) -> Response:
     """Approve and merge exactly the merge requests the confirmation listed (each re-checked)."""
     identity, form = await form_identity(request)
-    ids = []
+    ids: list[int] = []
     for value in form.getlist("merge_request"):
         if not isinstance(value, str) or not value.isdigit() or len(ids) >= MAX_BULK:
             raise InputError(f"merge_request: expected at most {MAX_BULK} ids, got {value!r}")
