@@ -158,7 +158,9 @@ def _approve_and_merge_one(
     return f"!{merge_request_id} approved and merged"
 
 
-def _changes_by_key(session: Session, product_ids: Sequence[str]) -> dict[tuple[str, str], dict[str, Any]]:
+def _changes_by_key(
+    session: Session, product_ids: Sequence[str]
+) -> dict[tuple[str, str], dict[str, Any]]:
     rows = session.exec(
         select(Proposal.product_id, Proposal.key, Proposal.changes).where(
             col(Proposal.product_id).in_(list(product_ids))
