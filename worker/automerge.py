@@ -312,3 +312,31 @@ def _run(args: list[str]) -> str:
     if result.returncode != 0:
         raise MergeRequestRefused(f"{' '.join(args[:4])} failed: {result.stderr.strip()[:300]}")
     return result.stdout
+
+
+# -- the digest's hook ---------------------------------------------------------------------
+
+
+def unannounced_automerges(engine: Engine) -> list[AutomergeRecord]:
+    """Automerges no digest has announced yet, oldest first (the digest says what was merged
+    for each owner, why, and links ``specfleet mr revert`` / the console's Revert button)."""
+    with Session(engine) as session:
+        return list(
+            session.exec(
+                select(AutomergeRecord)
+                .where(col(AutomergeRecord.announced_at).is_(None))
+                .order_by(col(AutomergeRecord.id))
+            ).all()
+        )
+
+
+def mark_announced(
+    engine: Engine, record_ids: Sequence[int], when: dt.datetime | None = None
+) -> None:
+    """Record that these automerges were announced (so the next digest does not repeat them)."""
+    with session_scope(engine) as session:
+        for record_id in record_ids:
+            row = session.get(AutomergeRecord, record_id)
+            if row is not None and row.announced_at is None:
+                row.announced_at = when or utcnow()
+                session.add(row)

@@ -26,7 +26,14 @@ from core.db.types import utcnow
 from core.forges.interface import EVERGREEN_BRANCH, BranchPush, MergeRequestParams
 from core.forges.local import LocalForge
 from tests.conftest import EXAMPLES, commit_files
-from worker.automerge import decide_automerge, effective_level, open_revert, run_automerge
+from worker.automerge import (
+    decide_automerge,
+    effective_level,
+    mark_announced,
+    open_revert,
+    run_automerge,
+    unannounced_automerges,
+)
 from worker.review import review_facts
 
 GRACE = dt.timedelta(hours=24)
@@ -158,6 +165,9 @@ def test_opted_in_patch_fix_is_merged_after_the_grace_period_and_a_failing_one_i
         audit = session.exec(select(AuditEntry).where(AuditEntry.action == "mr.merge")).all()
     assert [r.product_id for r in records] == ["green", "by-spec"]
     assert records[0].level == "security-patch" and records[0].announced_at is None
+    assert [r.id for r in unannounced_automerges(engine)] == [r.id for r in records]
+    mark_announced(engine, [records[1].id or 0])
+    assert [r.product_id for r in unannounced_automerges(engine)] == ["green"]
     assert {a.actor for a in audit} == {"specfleet-automerge"}
 
     # one click back: a revert merge request that restores the old pin once merged
