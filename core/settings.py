@@ -294,6 +294,25 @@ class Settings(BaseSettings):
         default="0 8 * * 1", description="When the weekly digest is sent (cron, in timezone)."
     )
 
+    # --- rate limits and automerge (console) ---
+    mr_hourly_limit: int | None = Field(
+        default=None,
+        ge=0,
+        description="New merge requests opened per hour, fleet-wide; unset: no limit. Proposals "
+        "over it wait (deferred) and go out in priority order as capacity frees.",
+    )
+    mr_open_per_owner: int | None = Field(
+        default=None,
+        ge=0,
+        description="Merge requests open at the same time per owner e-mail; unset: no limit.",
+    )
+    automerge_grace_hours: float = Field(
+        default=24.0,
+        ge=0,
+        description="How long an opted-in, verified-green merge request stays open for people "
+        "to look before specfleet merges it.",
+    )
+
     @field_validator("home")
     @classmethod
     def _absolute_home(cls, value: Path) -> Path:

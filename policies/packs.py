@@ -24,6 +24,7 @@ import yaml
 from core.errors import InputError, PolicyPackInvalid
 from core.spec.problems import Problem
 from core.yamldoc import YamlTooLarge, check_yaml, safe_load_bounded
+from policies.fleet import load_fleet_rules
 from policies.model import Rule, RuleFile
 
 MAX_RULE_FILE_BYTES = 256 * 1024
@@ -37,20 +38,25 @@ class Pack:
     root: str
     rules: tuple[Rule, ...]
     semgrep_files: dict[str, str] = field(default_factory=dict)  # pack-relative path -> text
+    fleet: dict[str, Any] | None = None  # fleet.yaml: rate limits, automerge cap (policies/fleet)
 
     def content_hash(self) -> str:
-        return content_hash(self.rules, self.semgrep_files)
+        return content_hash(self.rules, self.semgrep_files, self.fleet)
 
     def rule(self, rule_id: str) -> Rule:
         return next(rule for rule in self.rules if rule.id == rule_id)
 
 
-def content_hash(rules: Sequence[Rule], semgrep_files: dict[str, str]) -> str:
+def content_hash(
+    rules: Sequence[Rule], semgrep_files: dict[str, str], fleet: dict[str, Any] | None = None
+) -> str:
     """Hash of what the rules say, not how their files are laid out or formatted."""
-    canonical = {
+    canonical: dict[str, Any] = {
         "rules": sorted((rule.model_dump(mode="json") for rule in rules), key=lambda r: r["id"]),
         "semgrep": {path: semgrep_files[path] for path in sorted(semgrep_files)},
     }
+    if fleet is not None:  # absent: the hash of every pack published before fleet.yaml existed
+        canonical["fleet"] = fleet
     return hashlib.sha256(json.dumps(canonical, sort_keys=True).encode()).hexdigest()
 
 
@@ -89,9 +95,11 @@ def load_pack(root: Path, validate_semgrep: SemgrepValidator | None = None) -> P
         problems.extend(semgrep_problems)
         if text is not None:
             semgrep_files[rule.semgrep.file] = text
+    fleet, fleet_problems = load_fleet_rules(root)
+    problems.extend(fleet_problems)
     if problems:
         raise PolicyPackInvalid(str(root), problems)
-    return Pack(str(root), tuple(sorted(rules, key=lambda rule: rule.id)), semgrep_files)
+    return Pack(str(root), tuple(sorted(rules, key=lambda rule: rule.id)), semgrep_files, fleet)
 
 
 def _rules_in(path: Path) -> tuple[list[tuple[Rule, int]], list[Problem]]:

@@ -9,7 +9,14 @@ from typing import Any
 from sqlalchemy import Engine
 from sqlmodel import Session, col, func, select
 
-from core.db import AuditEntry, PolicyRuleRecord, PolicySetRecord, Product, session_scope
+from core.db import (
+    AuditEntry,
+    PolicyRuleRecord,
+    PolicySetFleetRules,
+    PolicySetRecord,
+    Product,
+    session_scope,
+)
 from core.db.types import utcnow
 from core.errors import InputError
 from policies.diff import PolicyDiff, ProductFacts, diff_rules, newly_affected
@@ -72,6 +79,8 @@ def publish(engine: Engine, pack: Pack, message: str, actor: str) -> PublishOutc
                     body=_body(rule, pack.semgrep_files),
                 )
             )
+        if pack.fleet is not None:
+            session.add(PolicySetFleetRules(policy_set_version=version, body=dict(pack.fleet)))
         diff = diff_rules(previous.rules if previous else (), pack.rules)
         products = _product_facts(session)
         affected = newly_affected(diff, products)

@@ -26,6 +26,8 @@ FAN_OUT_TASK = "specfleet.fan_out_window"
 TRACK_TASK = "specfleet.track_merge_requests"
 REDISPATCH_TASK = "specfleet.redispatch_stale"
 DIGEST_TASK = "specfleet.send_weekly_digest"  # worker/notify_tasks.py
+RELEASE_DEFERRED_TASK = "specfleet.release_deferred"
+AUTOMERGE_TASK = "specfleet.automerge"
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,9 @@ def beat_entries(settings: Settings) -> list[BeatEntry]:
         # the ledger's sweep: expired leases and unclaimed messages recovered within minutes
         BeatEntry("sweep", REDISPATCH_TASK, every_seconds=settings.sweep_seconds),
         BeatEntry("weekly-digest", DIGEST_TASK, cron=Cron.parse(settings.digest_cron)),
+        # rate limits free capacity by the minute; automerge waits hours (the grace period)
+        BeatEntry("release-deferred", RELEASE_DEFERRED_TASK, every_seconds=300),
+        BeatEntry("automerge", AUTOMERGE_TASK, every_seconds=900),
     ]
 
 

@@ -53,7 +53,10 @@ def make_app(settings: Settings | None = None) -> Celery:
     if broker.startswith("sqla+sqlite"):
         settings.home.mkdir(parents=True, exist_ok=True)
     app = Celery(
-        "specfleet", broker=broker, backend=backend, include=["worker.tasks", "worker.notify_tasks"]
+        "specfleet",
+        broker=broker,
+        backend=backend,
+        include=["worker.tasks", "worker.notify_tasks", "worker.console_tasks"],
     )
     transport_options: dict[str, Any] = {}
     if broker.startswith(("redis://", "rediss://", "unix://")):

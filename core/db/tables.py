@@ -57,6 +57,12 @@ class Product(SQLModel, table=True):
         default=None, max_length=64, description="Fingerprint of the registration's own fields."
     )
     active: bool = Field(default=True, index=True)
+    automerge: str | None = Field(
+        default=None,
+        max_length=32,
+        description="The registry's automerge opt-in (security-patch, deterministic, never); "
+        "unset: the spec's.",
+    )
     registered_by: str | None = Field(default=None, max_length=200)
     registered_at: dt.datetime = _when()
     updated_at: dt.datetime = _when()
@@ -153,6 +159,11 @@ class Proposal(SQLModel, table=True):
     changes: dict[str, Any] | None = _json(nullable=True)
     state: str = Field(default="proposed", max_length=16)
     created_at: dt.datetime = _when()
+    # rate limits (console): a proposal over a limit waits in state "deferred" with its reason
+    # and priority; released_at is when it was let through to open a new merge request
+    deferred_reason: str | None = Field(default=None, max_length=500)
+    priority: dict[str, Any] | None = _json(nullable=True)
+    released_at: dt.datetime | None = _when(nullable=True, index=True)
 
 
 class MergeRequest(SQLModel, table=True):
@@ -291,3 +302,38 @@ class NotificationOptOut(SQLModel, table=True):
     owner: str = Field(primary_key=True, max_length=320)
     at: dt.datetime = _when()
     by: str = Field(max_length=200)
+
+
+class PolicySetFleetRules(SQLModel, table=True):
+    """The fleet-wide section of a policy set (``fleet.yaml`` of the pack): rate limits,
+    the most automerge an owner may opt into, whether owners merge their own merge requests."""
+
+    __tablename__ = "policy_set_fleet"
+
+    policy_set_version: int = Field(foreign_key="policy_set.version", primary_key=True)
+    body: dict[str, Any] = _json()
+
+
+class AutomergeRecord(SQLModel, table=True):
+    """A merge request specfleet merged on an owner's opt-in: what, why, and its revert.
+
+    Appended when the merge happens and read by the weekly digest (``announced_at`` is set
+    by whoever announces it), so every automerge is audited, announced and revertible.
+    """
+
+    __tablename__ = "automerge_record"
+
+    id: int | None = Field(default=None, primary_key=True)
+    product_id: str = Field(foreign_key="product.id", max_length=64, index=True)
+    merge_request_id: int = Field(foreign_key="merge_request.id", index=True)
+    proposal_key: str | None = Field(default=None, max_length=64)
+    level: str = Field(max_length=32, description="The opted level it was merged under.")
+    title: str = Field(default="", max_length=300)
+    merged_at: dt.datetime = _when(index=True)
+    merged_commit: str | None = Field(default=None, max_length=64)
+    base_commit: str | None = Field(
+        default=None, max_length=64, description="The target branch's tip before the merge."
+    )
+    reasons: list[str] = _json_list()
+    revert_merge_request_id: int | None = Field(default=None, foreign_key="merge_request.id")
+    announced_at: dt.datetime | None = _when(nullable=True)

@@ -308,6 +308,12 @@ class Spec(SpecModel):
     failure_modes: list[FailureMode] = Field(default_factory=list)
     requirements: list[Requirement] = Field(default_factory=list)
     amendments: list[Amendment] = Field(default_factory=list)
+    automerge: Literal["security-patch", "deterministic", "never"] | None = Field(
+        default=None,
+        description="The owners' automerge opt-in, bounded by the policy set: security-patch "
+        "(verified patch-level security fixes), deterministic (any verified change of the "
+        "deterministic remediators) or never. Unset: never (the registry may opt in).",
+    )
 
     def output(self, name: str) -> Output:
         return next(output for output in self.outputs if output.name == name)

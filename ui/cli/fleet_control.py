@@ -77,6 +77,7 @@ def _counts(engine: Engine) -> dict[str, int]:
         "evaluations queued": int(statuses.get("queued", 0)),
         "evaluations running": int(statuses.get("running", 0)),
         "open merge requests": int(open_mrs),
+        "deferred merge requests (rate limits)": _deferred_count(engine),
     }
 
 
@@ -113,6 +114,17 @@ def sandbox_status_line(setting: str) -> str:
             "WITHOUT a sandbox (full network and filesystem access)[/]"
         )
     return ""
+
+
+def _deferred_count(engine: Engine) -> int:
+    from core.db import Proposal
+
+    with session_scope(engine) as session:
+        return int(
+            session.exec(
+                select(func.count()).select_from(Proposal).where(Proposal.state == "deferred")
+            ).one()
+        )
 
 
 @app.command()

@@ -136,6 +136,63 @@ def close(merge_request: MergeRequestId, actor: Actor = None) -> None:
     _act("close", merge_request, actor)
 
 
+@app.command()
+def revert(merge_request: MergeRequestId, actor: Actor = None) -> None:
+    """Open a merge request reverting a merged one (an automerge, or any merge)."""
+    from worker.automerge import open_revert
+
+    who = actor or current_actor()
+    with reported_errors():
+        wired = wiring()
+        try:
+            opened = open_revert(wired.engine, _forge(wired), merge_request, who)
+        except (MergeRequestRefused, MergeRequestNotFound) as error:
+            fail(str(error), EXIT_INVALID)
+    console.print(
+        f"Merge request {opened} reverts merge request {merge_request}: review it with "
+        f"`specfleet mr show {opened}`, then approve and merge it."
+    )
+
+
+AutomergeLevel = Literal["security-patch", "deterministic", "never", "spec"]
+
+
+@app.command("automerge")
+def automerge_opt_in(
+    product: Annotated[str, typer.Argument(help="Product id.")],
+    level: Annotated[
+        AutomergeLevel,
+        typer.Argument(help="security-patch, deterministic, never, or spec (use the spec's)."),
+    ],
+    actor: Actor = None,
+) -> None:
+    """Set a product's automerge opt-in in the registry (bounded by the policy set)."""
+    from core.db import AuditEntry as Audit
+    from core.db import Product
+
+    who = actor or current_actor()
+    with reported_errors():
+        wired = wiring()
+        with session_scope(wired.engine) as session:
+            row = session.get(Product, product)
+            if row is None:
+                fail(f"no product {product!r}", EXIT_INVALID)
+            assert row is not None
+            row.automerge = None if level == "spec" else level
+            session.add(row)
+            session.add(
+                Audit(
+                    actor=who,
+                    action="product.automerge",
+                    subject_type="product",
+                    subject_id=product,
+                    detail={"automerge": row.automerge},
+                )
+            )
+    shown = "the spec's `automerge:`" if level == "spec" else level
+    console.print(f"{escape(product)}: automerge {escape(shown)} (capped by the policy set).")
+
+
 def _act(action: str, merge_request: int, actor: str | None) -> None:
     who = actor or current_actor()
     with reported_errors():

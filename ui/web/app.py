@@ -65,6 +65,7 @@ def create_app(settings: Settings) -> FastAPI:
         policies,
         products,
         session,
+        waiting,
     )
 
     engine = make_engine(settings.resolved_database_url)
@@ -112,6 +113,7 @@ def create_app(settings: Settings) -> FastAPI:
         merge_requests.router,
         policies.router,
         account.router,
+        waiting.router,
     ):
         app.include_router(router, include_in_schema=False)
     app.include_router(api.router, prefix=API_PREFIX)

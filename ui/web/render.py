@@ -8,6 +8,7 @@ links; the diff is escaped by Pygments. Both are bounded before rendering.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from functools import lru_cache
 
 from markdown_it import MarkdownIt
@@ -26,11 +27,20 @@ def _markdown() -> MarkdownIt:
     return MarkdownIt("commonmark", {"html": False, "linkify": False}).enable("table")
 
 
+# Descriptions written before the footer became plain Markdown end in <sub>…</sub>, which the
+# renderer (html off) escapes; that one escaped pair becomes <small> again. Everything between
+# the pair is already escaped, so nothing a repository wrote can turn into markup here.
+_ESCAPED_SUB = re.compile(r"&lt;sub&gt;(.*?)&lt;/sub&gt;", re.DOTALL)
+# tables with an all-blank header row (older "Why now" tables): drop the empty header
+_EMPTY_THEAD = re.compile(r"<thead>\s*<tr>\s*(?:<th>\s*</th>\s*)+</tr>\s*</thead>\s*")
+
+
 def markdown(text: str | None) -> Markup:
     if not text:
         return Markup("")
     shown = text[:MAX_MARKDOWN_CHARS]
     html = _markdown().render(shown)
+    html = _EMPTY_THEAD.sub("", _ESCAPED_SUB.sub(r"<small>\1</small>", html))
     if len(text) > MAX_MARKDOWN_CHARS:
         html += "<p><em>(cut: the description is longer than the console shows)</em></p>"
     return Markup(html)  # noqa: S704 - markdown-it escaped every raw tag (html disabled)

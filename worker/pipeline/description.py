@@ -175,7 +175,11 @@ def _spec_change(change: SpecChangeFacts) -> str:
             f"{_cell(', '.join(touched))}.**",
             "",
         ]
-    rows += ["| | |", "| --- | --- |", f"| requested | {_cell(change.request)} |"]
+    rows += [
+        "| what | the owner's request |",
+        "| --- | --- |",
+        f"| requested | {_cell(change.request)} |",
+    ]
     if change.why:
         rows.append(f"| why | {_cell(change.why)} |")
     rows.append(f"| change | {_cell(change.change)} |")
@@ -251,7 +255,7 @@ def _trigger(facts: DescriptionFacts) -> str:
         [
             "## Why now",
             "",
-            "| | |",
+            "| what | this evaluation |",
             "| --- | --- |",
             f"| trigger | {TRIGGERS.get(facts.trigger, _cell(facts.trigger))} |",
             f"| window | {facts.window} |",
@@ -375,11 +379,13 @@ def _llm(usage: LLMUsage) -> str:
 
 
 def _footer(facts: DescriptionFacts) -> str:
+    # plain Markdown (a rule and emphasis): raw HTML such as <sub> shows as text wherever
+    # HTML is off, as in the console and `specfleet mr show`
     return (
-        f"<sub>specfleet evaluation {facts.evaluation_id} · candidate "
+        f"---\n\n*specfleet evaluation {facts.evaluation_id} · candidate "
         f"`{facts.candidate_commit[:12]}` · proposal key `{facts.proposal_key[:16]}`. "
         "Closing this merge request without merging means this exact change is not proposed "
-        "again until its inputs change.</sub>"
+        "again until its inputs change.*"
     )
 
 

@@ -26,6 +26,7 @@ from core.forges.interface import (
 )
 from core.forges.local import LocalForge
 from worker.pipeline.apply import Candidate
+from worker.pipeline.deferral import hold_back
 
 LABELS = ("specfleet", "dependencies")
 
@@ -88,21 +89,30 @@ def publish(
     if isinstance(forge, LocalForge):
         forge.ensure_project(project, mirror)
     forge.ensure_branch(BranchPush(project, branch, candidate.commit, candidate.git_dir))
-    state = forge.ensure_merge_request(
-        MergeRequestParams(
-            project=project,
-            product_id=product.id,
-            title=candidate.title,
-            description=description,
-            proposal_key=candidate.key,
-            source_branch=branch,
-            target_branch=product.branch,
-            draft=False,  # only verified candidates get here
-            labels=labels,
-            assignees=owners,
-            reviewers=owners,
-        )
+    params = MergeRequestParams(
+        project=project,
+        product_id=product.id,
+        title=candidate.title,
+        description=description,
+        proposal_key=candidate.key,
+        source_branch=branch,
+        target_branch=product.branch,
+        draft=False,  # only verified candidates get here
+        labels=labels,
+        assignees=owners,
+        reviewers=owners,
     )
+    held = decision.action == "create" and hold_back(
+        engine,
+        product,
+        candidate.key,
+        params,
+        [change.why for change in candidate.changes],
+        candidate.claimed_rules,
+    )
+    if held:  # over a rate limit: the branch is pushed, the merge request waits its turn
+        return Publication("proposed", f"merge request deferred: {held}")
+    state = forge.ensure_merge_request(params)
     _record(engine, product, candidate, state, description, branch)
     verb = "opened" if state.created else "updated"
     return Publication(

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
-from fastapi.responses import Response
+from fastapi.responses import RedirectResponse, Response
 
 from ui.web.deps import SignedIn, web
 from ui.web.queries import fleet
 from ui.web.routers.pages import page
+from worker.pipeline.deferral import deferred_proposals
 
 router = APIRouter()
 PAGE_SIZE = 200
@@ -21,7 +22,10 @@ def fleet_page(
     tag: str | None = None,
     outcome: str | None = None,
     page_number: int = 1,
+    view: str | None = None,
 ) -> Response:
+    if identity.role == "owner" and view is None and not (owner or tag or outcome):
+        return RedirectResponse("/waiting", status_code=303)  # an owner's start page
     view = fleet(web(request).engine, owner or None, tag or None, outcome or None)
     pages = max(1, -(-view.total // PAGE_SIZE))
     number = min(max(page_number, 1), pages)
@@ -37,4 +41,5 @@ def fleet_page(
         outcome=outcome or "",
         page_number=number,
         pages=pages,
+        deferred=deferred_proposals(web(request).engine),
     )

@@ -13,6 +13,7 @@ from ui.web.queries import list_merge_requests, merge_request_detail
 from ui.web.render import highlighted_diff
 from ui.web.roles import allowed
 from ui.web.routers.pages import page
+from worker.review import review_facts
 
 router = APIRouter()
 
@@ -27,8 +28,15 @@ def merge_requests_page(
     rows = list_merge_requests(
         web(request).engine, product or None, None if state == "all" else state
     )
+    verdicts = {row.id: review_facts(row.description).verdict for row in rows}
     return page(
-        request, "merge_requests.html", identity, rows=rows, state=state, product=product or ""
+        request,
+        "merge_requests.html",
+        identity,
+        rows=rows,
+        verdicts=verdicts,
+        state=state,
+        product=product or "",
     )
 
 
