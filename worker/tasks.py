@@ -258,7 +258,23 @@ def _evaluate_claimed(
             owner,
         )
         return {"evaluation_id": evaluation_id, "outcome": "failed"}
+    if result.outcome == "needs-human":
+        _tell_owners(res, evaluation_id)
     return {"evaluation_id": evaluation_id, "outcome": result.outcome}
+
+
+def _tell_owners(res: ProcessResources, evaluation_id: int) -> None:
+    """A needs-human outcome is announced to the product's owners at once, as its own task:
+    a mail server that is down must not undo or delay the recorded evaluation."""
+    settings = res.settings
+    if not (settings.smtp_host or settings.notify_webhook_url or settings.notify_owner_webhooks):
+        return  # no channel configured: the weekly digest and the console still show it
+    from worker.notify_tasks import notify_needs_human_task
+
+    try:
+        notify_needs_human_task.delay(evaluation_id)
+    except Exception as error:  # the broker refused: the digest will still carry it
+        log.warning("needs-human notice not queued", error=str(error)[:200])
 
 
 def publish_dispatch(settings: Settings) -> Callable[[Sequence[int]], None] | None:

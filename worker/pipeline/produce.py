@@ -256,6 +256,11 @@ def publish_stage(ctx: EvaluationContext) -> Ending | None:
     candidate, amended = need(ctx.candidate, "the candidate"), ctx.amended
     with ctx.stages.stage("publish") as stage:
         facts = description_facts(ctx)
+        # the digest and the console list the rules each merge request answers
+        ctx.facts["new_rules"] = [
+            {"id": rule.id, "severity": rule.severity, "title": rule.title}
+            for rule in facts.new_rules
+        ]
         if amended is not None:
             facts = replace(
                 facts, spec_change=spec_change_facts(amended, need(ctx.verdict, "the verdict"))
