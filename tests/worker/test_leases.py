@@ -24,7 +24,8 @@ from scheduler.pause import pause_fleet, resume_fleet
 from tests.support.fake_index import IndexScript, fake_index
 from tests.worker.fleet import ADVISORIES, evaluations, footfall_repo, register
 from worker.app import make_app
-from worker.tasks import EVALUATE, lease_owner, owner_is_dead
+from worker.leases import lease_owner, owner_is_dead
+from worker.tasks import EVALUATE
 
 WINDOW = "2026-W48"
 

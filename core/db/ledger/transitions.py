@@ -1,121 +1,29 @@
-"""The evaluation ledger: the only code that writes evaluation rows.
-
-An evaluation moves ``queued -> running -> done`` (and ``running -> queued`` when its worker
-lets go of it or its lease expires). Every transition here is one conditional UPDATE (or one
-INSERT), so two workers racing for the same row cannot both win: the database decides, and the
-loser learns it from the row count.
-
-A worker **claims** an evaluation before any work: the claim writes a lease (an owner and an
-expiry) that the worker renews (:func:`heartbeat`) while it runs. A second delivery of the same
-evaluation finds a live lease and is dropped; a lease that expired (its worker died) may be
-claimed again, and :func:`sweep` puts such rows back in the queue, together with queued rows
-whose message was sent long ago and never claimed (a message lost in a broker restart).
-
-Every function takes an ``Engine`` (one transaction of its own) or a ``Session`` (joins the
-caller's transaction, e.g. the pipeline's last write with its stage rows and audit entry).
-"""
+"""The ledger's transitions: each one conditional UPDATE (or one INSERT)."""
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import CursorResult, Engine, Executable, case, insert, or_, select, update
+from sqlalchemy import case, insert, or_, select, update
 from sqlmodel import Session
 
-from core.db.tables import Evaluation
+from core.db.ledger.states import (
+    MAX_ERROR,
+    PENDING_STATES,
+    EvaluationState,
+    LedgerRow,
+    NewEvaluation,
+    Outcome,
+    Target,
+    _c,
+    _execute,
+    _lease_until,
+    _table,
+)
 from core.db.types import utcnow
-
-_table = Evaluation.__table__  # type: ignore[attr-defined]
-_c = _table.c
-
-MAX_ERROR = 4000
-
-
-class EvaluationState(StrEnum):
-    """Where an evaluation is (the ``status`` column)."""
-
-    QUEUED = "queued"  # waiting for a worker to claim it
-    RUNNING = "running"  # claimed: a worker holds its lease
-    DONE = "done"  # finished with an outcome; never changes again
-
-
-class Outcome(StrEnum):
-    """How a finished evaluation ended (the ``outcome`` column)."""
-
-    NO_OP = "no-op"
-    PROPOSED = "proposed"
-    NO_CHANGE = "no-change"
-    UNCHANGED = "unchanged"
-    SUPPRESSED = "suppressed"
-    NEEDS_HUMAN = "needs-human"
-    CONFLICT = "conflict"
-    FAILED = "failed"
-    GIVEN_UP = "given-up"  # claimed too often without finishing (its workers kept dying)
-
-
-PENDING_STATES = frozenset({EvaluationState.QUEUED, EvaluationState.RUNNING})
-
-Target = Engine | Session
-
-
-@dataclass(frozen=True)
-class LedgerRow:
-    """An evaluation as the ledger sees it (a snapshot, detached from any session)."""
-
-    id: int
-    product_id: str
-    window: str
-    trigger: str
-    state: EvaluationState
-    outcome: str | None
-    attempts: int
-    lease_owner: str | None
-    lease_expires_at: dt.datetime | None
-    queued_at: dt.datetime
-    dispatched_at: dt.datetime | None
-
-    def lease_live(self, now: dt.datetime) -> bool:
-        return (
-            self.state == EvaluationState.RUNNING
-            and self.lease_expires_at is not None
-            and self.lease_expires_at > now
-        )
-
-
-@dataclass(frozen=True)
-class NewEvaluation:
-    """A row to queue."""
-
-    product_id: str
-    window: str
-    trigger: str
-    policy_set_version: int | None = None
-
-
-def _execute(target: Target, statement: Executable) -> tuple[int, list[Any]]:
-    """Run ``statement``; (rows affected, rows returned)."""
-    if isinstance(target, Session):
-        result = target.execute(statement)
-        return _materialise(result)
-    with target.begin() as connection:
-        return _materialise(connection.execute(statement))
-
-
-def _materialise(result: Any) -> tuple[int, list[Any]]:
-    if result.returns_rows:
-        rows = list(result.all())
-        return len(rows), rows
-    count = result.rowcount if isinstance(result, CursorResult) else 0
-    return max(count, 0), []
-
-
-def _lease_until(now: dt.datetime, lease_seconds: float) -> dt.datetime:
-    return now + dt.timedelta(seconds=lease_seconds)
-
 
 # -- reading --------------------------------------------------------------------------------
 
@@ -479,96 +387,3 @@ def give_up(
         ),
     )
     return count == 1
-
-
-# -- sweep ----------------------------------------------------------------------------------
-
-
-def requeue_expired(target: Target, now: dt.datetime | None = None) -> list[int]:
-    """Put running evaluations whose lease expired back in the queue; their ids."""
-    moment = now or utcnow()
-    _, rows = _execute(
-        target,
-        update(_table)
-        .where(
-            _c.status == EvaluationState.RUNNING.value,
-            or_(_c.lease_expires_at.is_(None), _c.lease_expires_at <= moment),
-        )
-        .values(
-            status=EvaluationState.QUEUED.value,
-            lease_owner=None,
-            lease_expires_at=None,
-            dispatched_at=moment,
-        )
-        .returning(_c.id),
-    )
-    return sorted(int(row.id) for row in rows)
-
-
-def redispatch_stale(
-    target: Target, stale_after_seconds: float, now: dt.datetime | None = None
-) -> list[int]:
-    """Queued evaluations whose last message is older than ``stale_after_seconds`` and was
-    never claimed; they are stamped as sent now (the caller sends them)."""
-    moment = now or utcnow()
-    cutoff = moment - dt.timedelta(seconds=stale_after_seconds)
-    sent = case((_c.dispatched_at.is_(None), _c.queued_at), else_=_c.dispatched_at)
-    _, rows = _execute(
-        target,
-        update(_table)
-        .where(_c.status == EvaluationState.QUEUED.value, sent < cutoff)
-        .values(dispatched_at=moment)
-        .returning(_c.id),
-    )
-    return sorted(int(row.id) for row in rows)
-
-
-@dataclass(frozen=True)
-class SweepResult:
-    """What one sweep found: expired leases re-queued and stale queued rows to send again."""
-
-    expired: list[int]
-    stale: list[int]
-
-    @property
-    def to_send(self) -> list[int]:
-        return sorted({*self.expired, *self.stale})
-
-
-def sweep(
-    target: Target, stale_after_seconds: float, now: dt.datetime | None = None
-) -> SweepResult:
-    """Re-queue expired leases and pick stale queued rows; the caller sends ``to_send``."""
-    moment = now or utcnow()
-    stale = redispatch_stale(target, stale_after_seconds, moment)
-    expired = requeue_expired(target, moment)
-    return SweepResult(expired, stale)
-
-
-__all__ = [
-    "PENDING_STATES",
-    "EvaluationState",
-    "Finish",
-    "LedgerRow",
-    "NewEvaluation",
-    "Outcome",
-    "SweepResult",
-    "claim",
-    "fail",
-    "fingerprint_holder",
-    "finish",
-    "give_up",
-    "heartbeat",
-    "inspect",
-    "mark_dispatched",
-    "pending_id",
-    "queue",
-    "queue_many",
-    "queue_once",
-    "redispatch_stale",
-    "release",
-    "requeue_expired",
-    "sweep",
-    "take_fingerprint",
-    "take_over",
-]
