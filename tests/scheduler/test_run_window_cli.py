@@ -108,3 +108,22 @@ def test_run_window_with_the_broker_down_says_so_in_one_line(
     assert result.returncode == 2, result.stdout + result.stderr
     assert "cannot reach the broker" in result.stderr
     assert "Traceback" not in result.stderr + result.stdout
+
+
+def test_manual_evaluate_refuses_while_paused_unless_forced(
+    cli: CLI, tmp_path: Path, specfleet_home: Path
+) -> None:
+    """A paused fleet: `evaluate` queues nothing and says who paused; `--force` queues it."""
+    from scheduler.pause import pause_fleet
+
+    engine = make_engine(get_settings().resolved_database_url)
+    ensure_schema(engine)
+    register(engine, {"footfall": footfall_repo(tmp_path / "footfall")})
+    pause_fleet(engine, "ops@example.com", "incident 43")
+    refused = cli("evaluate", "footfall", "--window", "2026-W48")
+    assert refused.returncode == 1
+    assert "paused by ops@example.com" in refused.stderr and "--force" in refused.stderr
+    assert evaluations(engine) == []
+    forced = cli("evaluate", "footfall", "--window", "2026-W48", "--force")
+    assert forced.returncode == 0, forced.stderr
+    assert [row.status for row in evaluations(engine)] == ["queued"]

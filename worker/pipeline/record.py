@@ -17,10 +17,10 @@ from typing import Any
 from sqlmodel import Session
 
 from core.db import StageResult
-from core.log import bind_stage, get_logger
+from core.log import get_logger
 from core.metrics import observe_stage
 
-log = get_logger("specfleet.worker.stage")
+log = get_logger("specfleet.pipeline")
 
 MAX_DETAIL_TEXT = 2000  # per string in a stage's detail: rows stay small
 
@@ -50,20 +50,17 @@ class StageLog:
     def stage(self, name: str) -> Iterator[Stage]:
         current = Stage(name, self.clock())
         start = time.perf_counter()
-        # every line logged inside names the stage (core.log.CORRELATION_FIELDS)
-        with bind_stage(name):
-            log.info("stage started")
-            try:
-                yield current
-            except BaseException as error:
-                current.outcome = "error"
-                current.detail["error"] = f"{type(error).__name__}: {error}"
-                raise
-            finally:
-                current.duration_ms = round((time.perf_counter() - start) * 1000)
-                self.stages.append(current)
-                self._pending.append(current)
-                log.info("stage finished", outcome=current.outcome, ms=current.duration_ms)
+        try:
+            yield current
+        except BaseException as error:
+            current.outcome = "error"
+            current.detail["error"] = f"{type(error).__name__}: {error}"
+            raise
+        finally:
+            current.duration_ms = round((time.perf_counter() - start) * 1000)
+            log.info("stage finished", outcome=current.outcome, duration_ms=current.duration_ms)
+            self.stages.append(current)
+            self._pending.append(current)
 
     def write_pending(self, session: Session) -> None:
         for stage in self._pending:
