@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+import structlog
 from sqlmodel import Session
 
 from core.db import StageResult
@@ -51,14 +52,20 @@ class StageLog:
         current = Stage(name, self.clock())
         start = time.perf_counter()
         try:
-            yield current
+            with structlog.contextvars.bound_contextvars(stage=name):
+                yield current
         except BaseException as error:
             current.outcome = "error"
             current.detail["error"] = f"{type(error).__name__}: {error}"
             raise
         finally:
             current.duration_ms = round((time.perf_counter() - start) * 1000)
-            log.info("stage finished", outcome=current.outcome, duration_ms=current.duration_ms)
+            log.debug(
+                "stage finished",
+                stage=name,
+                outcome=current.outcome,
+                duration_ms=current.duration_ms,
+            )
             self.stages.append(current)
             self._pending.append(current)
 
