@@ -52,7 +52,8 @@ def make_app(settings: Settings | None = None) -> Celery:
     broker, backend = broker_urls(settings)
     if broker.startswith("sqla+sqlite"):
         settings.home.mkdir(parents=True, exist_ok=True)
-    app = Celery("specfleet", broker=broker, backend=backend, include=["worker.tasks", "worker.console_tasks"])
+    tasks = ["worker.tasks", "worker.console_tasks"]
+    app = Celery("specfleet", broker=broker, backend=backend, include=tasks)
     transport_options: dict[str, Any] = {}
     if broker.startswith(("redis://", "rediss://", "unix://")):
         transport_options = {

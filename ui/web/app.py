@@ -45,8 +45,16 @@ def templates() -> Jinja2Templates:
 
 def create_app(settings: Settings) -> FastAPI:
     """The console and API for the database and local forge that ``settings`` name."""
-    from ui.web.routers import api, evaluations, fleet, merge_requests, policies, products, session
-    from ui.web.routers import waiting
+    from ui.web.routers import (
+        api,
+        evaluations,
+        fleet,
+        merge_requests,
+        policies,
+        products,
+        session,
+        waiting,
+    )
 
     engine = make_engine(settings.resolved_database_url)
     ensure_schema(engine)
