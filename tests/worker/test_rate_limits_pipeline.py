@@ -28,7 +28,7 @@ def test_a_deferred_real_proposal_is_released_and_judged_from_its_evidence(
     monkeypatch.setenv("SPECFLEET_MR_HOURLY_LIMIT", "0")
     get_settings.cache_clear()
     result = fleet.evaluate("orders")
-    assert result.outcome == "proposed", (result.error, result.reason)
+    assert result.outcome == "proposed", (result.error, result.summary.get("verification"))
     assert "merge request deferred" in result.reason
     assert fleet.merge_requests("orders") == []
     with Session(fleet.engine) as session:
