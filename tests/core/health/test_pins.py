@@ -13,7 +13,6 @@ import pytest
 from packaging.utils import NormalizedName, canonicalize_name
 
 from core.errors import DependencyFileError, InputError
-from core.health.pins import files as pins_module
 from core.health.pins import (
     NOT_REGISTRY,
     PinSet,
@@ -23,6 +22,7 @@ from core.health.pins import (
     uv_executable,
     write_rewrites,
 )
+from core.health.pins import files as pins_module
 from tests.conftest import EXAMPLES
 
 
