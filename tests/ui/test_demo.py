@@ -25,6 +25,7 @@ def _rows(home: Path, query: str) -> list[tuple]:
         return connection.execute(query).fetchall()
 
 
+@pytest.mark.timeout(1800)  # four products, one a dbt project: two dbt builds and a failure mode
 def test_demo_plays_the_week_and_replays_without_duplicates(
     cli, tmp_path: Path, index_url: str
 ) -> None:  # type: ignore[no-untyped-def]
