@@ -207,14 +207,19 @@ SPECFLEET = str(Path(sys.executable).with_name("specfleet"))
 def cli(tmp_path: Path) -> Callable[..., subprocess.CompletedProcess[str]]:
     """Run the installed ``specfleet`` console script, as a user would."""
 
-    def run(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None):
+    def run(
+        *args: str,
+        env: dict[str, str] | None = None,
+        cwd: Path | None = None,
+        timeout: float = 300,
+    ):
         return subprocess.run(
             [SPECFLEET, *args],
             capture_output=True,
             text=True,
             cwd=cwd or tmp_path,
             env={**os.environ, "COLUMNS": "200", "NO_COLOR": "1", **(env or {})},
-            timeout=300,
+            timeout=timeout,
         )
 
     return run

@@ -21,6 +21,8 @@ from tests.support.fake_index import IndexScript, fake_index
 
 Cli = Callable[..., CompletedProcess[str]]
 pytestmark = pytest.mark.network  # dbt-core and dbt-duckdb are installed from PyPI by uv
+# two dbt builds, the tests and a provoked failure per evaluation: minutes on a busy machine
+EVALUATE_SECONDS = 1200
 
 
 @pytest.fixture
@@ -40,7 +42,9 @@ def test_dbt_project_gets_one_verified_merge_request(
     repo = make_repo(source=source, name="shop_marts", branch="trunk")
     added = cli("product", "add", "--repo", str(repo), env=env)
     assert added.returncode == 0, added.stderr
-    result = cli("evaluate", "shop_marts", "--now", "--window", "2026-W48", env=env)
+    result = cli(
+        "evaluate", "shop_marts", "--now", "--window", "2026-W48", env=env, timeout=EVALUATE_SECONDS
+    )
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     assert "proposed" in result.stdout
     with sqlite3.connect(Path(env["SPECFLEET_HOME"]) / "specfleet.db") as connection:
@@ -63,7 +67,9 @@ def test_broken_model_on_the_default_branch_needs_its_owner(
     model.write_text(model.read_text().replace("sum(amount)", "sum(amount_eur)"))
     repo = make_repo(source=source, name="shop_marts", branch="trunk")
     assert cli("product", "add", "--repo", str(repo), env=env).returncode == 0
-    result = cli("evaluate", "shop_marts", "--now", "--window", "2026-W48", env=env)
+    result = cli(
+        "evaluate", "shop_marts", "--now", "--window", "2026-W48", env=env, timeout=EVALUATE_SECONDS
+    )
     assert result.returncode == 1, result.stdout[-4000:] + result.stderr[-2000:]
     out = result.stdout
     assert "needs-human" in out and "model daily_revenue" in out

@@ -25,6 +25,7 @@ def _rows(home: Path, query: str) -> list[tuple]:
         return connection.execute(query).fetchall()
 
 
+@pytest.mark.timeout(1800)  # four products, one a dbt project: two dbt builds and a failure mode
 def test_demo_plays_the_week_and_replays_without_duplicates(
     cli, tmp_path: Path, index_url: str
 ) -> None:  # type: ignore[no-untyped-def]
@@ -32,7 +33,7 @@ def test_demo_plays_the_week_and_replays_without_duplicates(
     no-change for store_footfall; again: nothing new."""
     home = tmp_path / "home"
     env = {"SPECFLEET_HOME": str(home), "SPECFLEET_INDEX_URL": index_url}
-    first = cli("demo", env=env)
+    first = cli("demo", env=env, timeout=1800)  # four products, one of them dbt
     assert first.returncode == 0, first.stdout[-4000:] + first.stderr[-4000:]
     assert "Traceback" not in first.stderr
     for step in ("registers them", "publishes the organisation's policy pack", "weekly window"):

@@ -98,12 +98,12 @@ def create_app(settings: Settings) -> FastAPI:
     )
     # added last = outermost: the headers go on every response, errors and 413s included
     app.add_middleware(
-        BodyGuard,  # type: ignore[arg-type]  # a plain ASGI middleware class
+        BodyGuard,
         limits=BodyLimits(settings.upload_max_bytes, settings.body_max_bytes),
         judge=judge_before_body,
         too_large=body_too_large,
     )
-    app.add_middleware(SecurityHeaders)  # type: ignore[arg-type]
+    app.add_middleware(SecurityHeaders)
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
     for router in (
         session.router,

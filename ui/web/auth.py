@@ -385,9 +385,10 @@ class SessionSource:
                 session.add(row)
 
     def identify(self, request: Request) -> Identity | None:
-        cached = getattr(request.state, "session_identity", False)
-        if cached is not False:
-            return cached  # type: ignore[no-any-return]
+        # the body guard and the route both ask: one database look-up per request
+        if hasattr(request.state, "session_identity"):
+            cached: Identity | None = request.state.session_identity
+            return cached
         identity = self._identify(request)
         request.state.session_identity = identity
         return identity

@@ -40,7 +40,7 @@ def wait_seconds(
     elapsed = (now - last_failure_at).total_seconds()
     if failures < policy.free or elapsed >= policy.forget_seconds:
         return 0.0
-    backoff = min(policy.base_seconds * 2 ** (failures - policy.free), policy.ceiling_seconds)
+    backoff = min(policy.base_seconds * 2.0 ** (failures - policy.free), policy.ceiling_seconds)
     return max(0.0, backoff - elapsed)
 
 
@@ -106,4 +106,4 @@ class Throttle:
     def succeeded(self, keys: list[str]) -> None:
         """Forget the failures of the account (or device) that just proved itself."""
         with session_scope(self.engine) as session:
-            session.exec(delete(SignInThrottle).where(col(SignInThrottle.key).in_(keys)))  # type: ignore[call-overload]
+            session.exec(delete(SignInThrottle).where(col(SignInThrottle.key).in_(keys)))

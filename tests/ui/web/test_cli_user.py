@@ -9,7 +9,7 @@ from pathlib import Path
 from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 
-from core.db import Account, ApiToken, make_engine
+from core.db import Account, ApiToken, AuditEntry, make_engine
 from core.settings import get_settings
 from tests.conftest import SPECFLEET
 from ui.web.app import create_app
@@ -61,3 +61,49 @@ def test_user_add_refuses_bad_input(specfleet_home: Path) -> None:
     assert short.returncode == 2 and "at least 8 characters" in short.stderr
     missing = specfleet("user", "token", "nobody")
     assert missing.returncode == 2 and "no account 'nobody'" in missing.stderr
+
+
+def test_user_tokens_revoke_disable_enable_and_passwd(specfleet_home: Path) -> None:
+    """A named, expiring token is listed with its scopes; revoking it (or --all) and disabling
+    the account make the API refuse at the next request; enable brings unrevoked tokens back;
+    passwd reads stdin and ends sessions; each is in the audit log."""
+    assert specfleet("user", "add", "ci", "--role", "viewer").returncode == 0
+    first = specfleet("user", "token", "ci", "--name", "nightly", "--expires", "30").stdout.strip()
+    second = specfleet("user", "token", "ci", "--read-only").stdout.strip()
+    listed = specfleet("user", "tokens", "ci")
+    assert listed.returncode == 0, listed.stderr
+    key_id = first.split("_")[1]
+    assert key_id in listed.stdout and "nightly" in listed.stdout
+    assert "read,write" in listed.stdout and "read " in listed.stdout
+    assert first not in listed.stdout  # the secret is never shown again
+    client = TestClient(create_app(get_settings()))
+
+    def status(token: str) -> int:
+        return client.get("/api/v1/me", headers={"Authorization": f"Bearer {token}"}).status_code
+
+    assert (status(first), status(second)) == (200, 200)
+    assert specfleet("user", "revoke", "ci", key_id).returncode == 0
+    assert (status(first), status(second)) == (401, 200)
+    assert "revoked" in specfleet("user", "tokens", "ci").stdout
+    assert specfleet("user", "disable", "ci").returncode == 0
+    assert status(second) == 401
+    assert specfleet("user", "enable", "ci").returncode == 0
+    assert status(second) == 200
+    both = specfleet("user", "revoke", "ci", key_id, "--all")
+    assert both.returncode == 2 and "not both" in both.stderr
+    assert specfleet("user", "revoke", "ci", "--all").stdout.startswith("revoked 1 token")
+    assert status(second) == 401
+    changed = specfleet("user", "passwd", "ci", stdin="a new long password\n")
+    assert changed.returncode == 0 and "0 session(s) ended" in changed.stdout
+    short = specfleet("user", "passwd", "ci", stdin="short\n")
+    assert short.returncode == 2 and "at least 8" in short.stderr
+    engine = make_engine(get_settings().resolved_database_url)
+    with Session(engine) as session:
+        actions = {row.action for row in session.exec(select(AuditEntry)).all()}
+    assert {
+        "token.issued",
+        "token.revoked",
+        "account.disabled",
+        "account.enabled",
+        "account.password_changed",
+    } <= actions

@@ -58,8 +58,8 @@ def login_form(request: Request, next: str = "/", notice: str | None = None) -> 
     context = web(request)
     payload = context.sessions.read(request)
     csrf = payload.get("c") if isinstance(payload.get("c"), str) else None
-    fresh = csrf is None or "s" in payload
-    if csrf is None or "s" in payload:
+    fresh = csrf is None
+    if csrf is None:
         csrf = new_csrf_token()
     response = page(
         request,
