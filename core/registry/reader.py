@@ -65,6 +65,13 @@ class SpecReader:
         canonical = {repo: _normalised(repo) for repo in spellings}  # thousands of rows, few repos
         urls = [canonical[registration.repo] for registration in registrations]
         mirrors = self._fetch_all({url for url in urls if isinstance(url, str)})
+        # a row that names no branch means the repository's own default (trunk, master, ...),
+        # as Renovate and GitLab read it; `main` is only the fallback when the mirror cannot say
+        defaults: dict[str, str | None] = {}  # asked once per repository, not per row
+        registrations = [
+            _on_default_branch(registration, url, mirrors, defaults)
+            for registration, url in zip(registrations, urls, strict=True)
+        ]
         tips: dict[tuple[str, str], str | SpecfleetError] = {}
         wanted: dict[tuple[str, str], list[str]] = defaultdict(list)
         for registration, url in zip(registrations, urls, strict=True):
@@ -230,6 +237,24 @@ def _normalised(repo: str) -> str | SpecfleetError:
         return normalise_repo_url(repo)
     except InputError as error:
         return error
+
+
+def _on_default_branch(
+    registration: Registration,
+    url: str | SpecfleetError,
+    mirrors: dict[str, Path | SpecfleetError],
+    defaults: dict[str, str | None],
+) -> Registration:
+    if "branch" in registration.model_fields_set or not isinstance(url, str):
+        return registration
+    if url not in defaults:
+        mirror = mirrors.get(url)
+        try:
+            defaults[url] = default_branch(mirror, url) if isinstance(mirror, Path) else None
+        except SpecfleetError:
+            defaults[url] = None
+    branch = defaults[url]
+    return registration if branch is None else registration.model_copy(update={"branch": branch})
 
 
 def _tip(mirror: Path, url: str, branch: str) -> str | SpecfleetError:
