@@ -35,6 +35,7 @@ import yaml
 
 from agent.plan import PLAN_JSON_SCHEMA
 from agent.prompts import instructions
+from agent.prompts.product import compact_spec_yaml, health_lines
 from agent.sanitise import fence, sanitise, strip_hidden
 from core.health.report import HealthReport
 from core.spec.model import Spec
@@ -104,7 +105,7 @@ def build_prompt(inputs: ContextInputs) -> Prompt:
     sections: list[tuple[str, str]] = [
         ("product", _product_header(inputs)),
         ("spec", _spec_section(inputs)),
-        ("health", _health_section(inputs.health, inputs.known_secrets)),
+        ("health", _health_section(inputs.health, inputs.findings, inputs.known_secrets)),
         ("findings", _findings_section(inputs.findings, inputs.known_secrets)),
         ("deterministic", _deterministic_section(inputs)),
     ]
@@ -250,57 +251,23 @@ def _product_header(inputs: ContextInputs) -> str:
 
 
 def _spec_section(inputs: ContextInputs) -> str:
-    data = inputs.spec.model_dump(mode="json", exclude_none=True)
-    order = [
-        "id",
-        "name",
-        "purpose",
-        "requirements",
-        "outputs",
-        "failure_modes",
-        "amendments",
-        "inputs",
-        "implementation",
-        "constraints",
-        "tags",
-        "owners",
-    ]
-    ordered = {key: data[key] for key in order if key in data and data[key] not in ([], None)}
-    text = yaml.safe_dump(ordered, sort_keys=False, allow_unicode=True, width=100)
+    text = compact_spec_yaml(inputs.spec.model_dump(mode="json", exclude_none=True))
     return "# The spec\n\n" + fence(
         f"spec {inputs.spec_path} (requirements, outputs with why, amendments)",
         sanitise(text, inputs.known_secrets),
     )
 
 
-def _health_section(report: HealthReport | None, secrets: tuple[str, ...]) -> str:
+def _health_section(
+    report: HealthReport | None, findings: Sequence[Finding], secrets: tuple[str, ...]
+) -> str:
     if report is None:
         return "# Dependency health\n\nNot assessed for this round.\n"
-    lines = [
-        f"runtime {report.runtime.runtime}: {report.runtime.status}"
-        + (f" (end of life {report.runtime.end_of_life})" if report.runtime.end_of_life else ""),
-        f"checked {report.checked_on.isoformat()} against {report.advisory_source}",
-    ]
-    for pin in report.pins:
-        facts = [
-            f"{pin.pin.name} {pin.current or pin.pin.specifier} ({pin.pin.file}:{pin.pin.line})"
-        ]
-        if pin.latest:
-            facts.append(f"latest {pin.latest}")
-        if pin.age_days is not None:
-            facts.append(f"{pin.age_days} days old")
-        if pin.yanked:
-            facts.append("YANKED")
-        for advisory in pin.advisories:
-            fixed = ", ".join(advisory.fixed_versions) or "no fix"
-            facts.append(
-                f"advisory {advisory.id} "
-                f"({advisory.severity or 'severity unknown'}; fixed in {fixed})"
-            )
-        facts.extend(pin.notes)
-        lines.append("- " + "; ".join(facts))
-    for problem in report.problems:
-        lines.append(f"- problem: {problem}")
+    flagged: dict[str, list[str]] = {}
+    for finding in findings:
+        if finding.kind == "dependency" and finding.status == "fail" and finding.package:
+            flagged.setdefault(finding.package, []).append(finding.rule_id)
+    lines = health_lines(report, flagged)
     return "# Dependency health\n\n" + fence("health report", sanitise("\n".join(lines), secrets))
 
 
