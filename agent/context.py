@@ -32,7 +32,12 @@ from pathlib import Path
 import yaml
 
 from agent.prompts import instructions
-from agent.prompts.product import compact_spec_yaml, health_lines
+from agent.prompts.product import (
+    advisories_shown,
+    compact_spec_yaml,
+    finding_message,
+    health_lines,
+)
 from agent.prompts.reference import spec_reference
 from agent.sanitise import fence, sanitise, strip_hidden
 from core.health.report import HealthReport
@@ -103,7 +108,10 @@ def build_prompt(inputs: ContextInputs) -> Prompt:
         ("product", _product_header(inputs)),
         ("spec", _spec_section(inputs)),
         ("health", _health_section(inputs.health, inputs.findings, inputs.known_secrets)),
-        ("findings", _findings_section(inputs.findings, inputs.known_secrets)),
+        (
+            "findings",
+            _findings_section(inputs.findings, inputs.health, stable, inputs.known_secrets),
+        ),
         ("deterministic", _deterministic_section(inputs)),
     ]
     files_text, shown = _files_section(inputs)
@@ -232,7 +240,7 @@ def _product_header(inputs: ContextInputs) -> str:
 def _spec_section(inputs: ContextInputs) -> str:
     text = compact_spec_yaml(inputs.spec.model_dump(mode="json", exclude_none=True))
     return "# The spec\n\n" + fence(
-        f"spec {inputs.spec_path} (requirements, outputs with why, amendments)",
+        f"spec {inputs.spec_path}",
         sanitise(text, inputs.known_secrets),
     )
 
@@ -250,11 +258,18 @@ def _health_section(
     return "# Dependency health\n\n" + fence("health report", sanitise("\n".join(lines), secrets))
 
 
-def _findings_section(findings: Sequence[Finding], secrets: tuple[str, ...]) -> str:
+def _findings_section(
+    findings: Sequence[Finding],
+    health: HealthReport | None,
+    stable: str,
+    secrets: tuple[str, ...],
+) -> str:
     if not findings:
         return "# Policy findings on the current code\n\nNone.\n"
+    shown = advisories_shown(health)
     lines = [
-        f"- {f.rule_id} [{f.severity}, {f.status}] {f.location}: {' '.join(f.message.split())}"
+        f"- {f.rule_id} [{f.severity}, {f.status}] {f.location}: "
+        + finding_message(f, shown, stable)
         for f in sorted(findings, key=lambda f: (f.rule_id, f.file or "", f.line or 0))
     ]
     return "# Policy findings on the current code\n\n" + fence(

@@ -8,12 +8,14 @@ and a health report that lists in full only the pins something is wrong with (th
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 import yaml
 
 from core.health.report import HealthReport, PinHealth
+from policies.findings import Finding
 
 # Spec keys in the order the planner reads them; ``owners`` and ``spec_version`` are left out
 # (who approves and the format version do not change what the best implementation is).
@@ -30,7 +32,10 @@ SPEC_KEYS = (
     "constraints",
     "tags",
 )
-FLOW_LIST_CHARS = 120  # lists of short scalars are written on one line up to this length
+FLOW_LIST_CHARS = 120
+SENTENCE_END = re.compile(
+    r"(?<=[.!?])\s+(?=[A-Z`])"
+)  # lists of short scalars are written on one line up to this length
 
 
 class _CompactDumper(yaml.SafeDumper):
@@ -46,7 +51,14 @@ def _represent_list(dumper: yaml.SafeDumper, data: list[Any]) -> yaml.Node:
     return dumper.represent_sequence("tag:yaml.org,2002:seq", data, flow_style=flow)
 
 
+def _represent_dict(dumper: yaml.SafeDumper, data: dict[str, Any]) -> yaml.Node:
+    # one-key mappings of a short list (a requirement's tests of one file) on one line
+    flow = len(data) == 1 and len(yaml.safe_dump(data, width=1_000_000)) <= FLOW_LIST_CHARS
+    return dumper.represent_mapping("tag:yaml.org,2002:map", data.items(), flow_style=flow)
+
+
 _CompactDumper.add_representer(list, _represent_list)
+_CompactDumper.add_representer(dict, _represent_dict)
 
 
 def _unfold(value: object) -> object:
@@ -60,11 +72,27 @@ def _unfold(value: object) -> object:
     return value
 
 
+def grouped_tests(tests: list[str]) -> list[str] | dict[str, list[str]]:
+    """A requirement's test ids grouped by file (``{file: [test, ...]}`` for ``file::test``),
+    in their order; ids without a file part leave the list as it is (pure)."""
+    groups: dict[str, list[str]] = {}
+    for test in tests:
+        file, separator, name = test.partition("::")
+        if not separator:
+            return tests
+        groups.setdefault(file, []).append(name)
+    return groups
+
+
 def compact_spec_yaml(data: dict[str, Any]) -> str:
-    """The spec (``model_dump(mode="json")``) as compact YAML in the planner's reading order."""
+    """The spec (``model_dump(mode="json")``) as compact YAML in the planner's reading order;
+    a requirement's tests of one file are grouped under the file (see :func:`grouped_tests`)."""
     ordered = {
         key: _unfold(data[key]) for key in SPEC_KEYS if key in data and data[key] not in ([], None)
     }
+    for requirement in ordered.get("requirements", []):
+        if isinstance(requirement, dict) and requirement.get("tests"):
+            requirement["tests"] = grouped_tests(requirement["tests"])
     return yaml.dump(
         ordered, Dumper=_CompactDumper, sort_keys=False, allow_unicode=True, width=1_000_000
     )
@@ -99,8 +127,7 @@ def health_lines(report: HealthReport, flagged_packages: Mapping[str, Sequence[s
         lines.extend("- " + _pin_facts(pin, common, flagged) for pin in attention)
     if quiet:
         lines.append(
-            "other pins (no advisory, not yanked, no policy finding): "
-            + ", ".join(_pin_name(pin) for pin in quiet)
+            "other pins (nothing to report): " + ", ".join(_pin_name(pin) for pin in quiet)
         )
     lines.extend(f"- problem: {problem}" for problem in report.problems)
     return lines
@@ -142,3 +169,35 @@ def _pin_facts(
 
 def _normalised(name: str) -> str:
     return name.lower().replace("_", "-").replace(".", "-")
+
+
+def finding_message(
+    finding: Finding, shown_advisories: Collection[tuple[str, str]], stable_text: str = ""
+) -> str:
+    """A finding's message without what the prompt already says: a dependency finding whose
+    advisory the health report shows points there; a semgrep finding drops the sentences its
+    rule's summary in the stable part already carries word for word (keeping at least one)."""
+    if (
+        finding.kind == "dependency"
+        and finding.package
+        and finding.advisory
+        and (_normalised(finding.package), finding.advisory) in shown_advisories
+    ):
+        return f"{finding.package}: advisory {finding.advisory} (see the health report)"
+    message = " ".join(finding.message.split())
+    if finding.kind != "semgrep" or not stable_text:
+        return message
+    sentences = SENTENCE_END.split(message)
+    new = [sentence for sentence in sentences if sentence not in stable_text]
+    return " ".join(new or sentences[:1])
+
+
+def advisories_shown(report: HealthReport | None) -> set[tuple[str, str]]:
+    """(package, advisory id) pairs the health report lists in full."""
+    if report is None:
+        return set()
+    return {
+        (_normalised(pin.pin.name), advisory.id)
+        for pin in report.pins
+        for advisory in pin.advisories
+    }
