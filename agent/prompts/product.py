@@ -52,8 +52,14 @@ def _represent_list(dumper: yaml.SafeDumper, data: list[Any]) -> yaml.Node:
 
 
 def _represent_dict(dumper: yaml.SafeDumper, data: dict[str, Any]) -> yaml.Node:
-    # one-key mappings of a short list (a requirement's tests of one file) on one line
-    flow = len(data) == 1 and len(yaml.safe_dump(data, width=1_000_000)) <= FLOW_LIST_CHARS
+    # short mappings of scalars (a failure mode's trigger and expectation, the constraints) and
+    # one-key mappings of a short list (a requirement's tests of one file) go on one line
+    scalars = all(isinstance(item, str | int | float | bool) for item in data.values())
+    flow = (
+        bool(data)
+        and (scalars or len(data) == 1)
+        and len(yaml.safe_dump(data, width=1_000_000)) <= FLOW_LIST_CHARS
+    )
     return dumper.represent_mapping("tag:yaml.org,2002:map", data.items(), flow_style=flow)
 
 
