@@ -93,7 +93,7 @@ def grouped_tests(tests: list[str]) -> list[str] | dict[str, list[str]]:
 def compact_spec_yaml(data: dict[str, Any]) -> str:
     """The spec (``model_dump(mode="json")``) as compact YAML in the planner's reading order;
     a requirement's tests of one file are grouped under the file (see :func:`grouped_tests`)."""
-    ordered = {
+    ordered: dict[str, Any] = {
         key: _unfold(data[key]) for key in SPEC_KEYS if key in data and data[key] not in ([], None)
     }
     for requirement in ordered.get("requirements", []):
