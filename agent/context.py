@@ -232,9 +232,21 @@ def _product_header(inputs: ContextInputs) -> str:
     )
     return (
         f"# Product {spec.id}\n\n"
-        f"Rules that apply to this product: {', '.join(applicable) or 'none'}.\n"
+        f"Rules that apply to this product: {_applicable_text(applicable, inputs.rules)}.\n"
         f"NEW since its last merged proposal: {', '.join(new) or 'none'}.\n"
     )
+
+
+def _applicable_text(applicable: Sequence[str], rules: Sequence[Rule]) -> str:
+    """The applicable rule ids, or the ones left out when that is the shorter list (pure)."""
+    left_out = sorted({rule.id for rule in rules} - set(applicable))
+    if not applicable:
+        return "none"
+    if not left_out and len(applicable) > 1:
+        return "every rule of the policy set"
+    if len(rules) > 2 and len(left_out) < len(applicable) / 2:
+        return f"every rule of the policy set except {', '.join(left_out)} (not applicable)"
+    return ", ".join(applicable)
 
 
 def _spec_section(inputs: ContextInputs) -> str:

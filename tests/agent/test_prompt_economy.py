@@ -181,3 +181,21 @@ def test_the_stable_part_is_shared_and_carries_the_references() -> None:
         "NEW since its last merged proposal: ORG-PY-004" in prompts["orders"].messages[1]["content"]
     )
     assert "ORG-PY-004" in system and "NEW" not in system.split("# Organisation policies")[1]
+
+
+def test_the_product_header_names_the_rules_that_apply_in_the_shorter_way() -> None:
+    """Every rule, every rule but the out-of-scope ones, or the list; new rules by id."""
+    everything = frozenset(rule.id for rule in PACK.rules)
+    all_user = prompt_for("orders", applicable_rule_ids=everything)
+    assert "Rules that apply to this product: every rule of the policy set.\n" in all_user
+    most = prompt_for(
+        "store_footfall",
+        applicable_rule_ids=everything - {"ORG-PY-004", "ORG-GUIDE-001"},
+        new_rule_ids=frozenset({"ORG-SQL-001", "ORG-PY-004"}),
+    )
+    assert (
+        "Rules that apply to this product: every rule of the policy set except ORG-GUIDE-001, "
+        "ORG-PY-004 (not applicable).\nNEW since its last merged proposal: ORG-SQL-001.\n"
+    ) in most
+    few = prompt_for("store_footfall", applicable_rule_ids=frozenset({"ORG-SEC-001"}))
+    assert "Rules that apply to this product: ORG-SEC-001.\n" in few
