@@ -2,12 +2,15 @@
 
 Order (so provider prompt caching reuses the prefix across the whole fleet):
 
-1. the instructions (system message, identical for every product);
+1. the instructions (system message, identical for every product), then the spec format
+   reference and the plan's JSON schema (:mod:`agent.prompts.reference`);
 2. the organisation's policy rules, all of them, sorted by id (same system message: identical
    for every product under the same policy set);
 3. the product (user message): which rules apply and which are new since its last merged
    proposal, the spec (purpose, requirements, outputs with why, amendments), the health
-   report and findings, the deterministic remediators' proposal, and the relevant files.
+   report and findings, the deterministic remediators' proposal, and the relevant files. The
+   spec, health and findings are rendered compactly and without repeating what the prompt
+   already says (:mod:`agent.prompts.product`; see docs/prompt-economy.md).
 
 The "new" marks are listed in the product section rather than beside each rule in section 2:
 they differ per product, and putting them there would end the shared prefix at the first one.
