@@ -1,4 +1,4 @@
-"""Compact renderings of a product's spec and health report for the planner's prompt.
+"""Compact renderings of a product's spec, health report and findings for the planner's prompt.
 
 The product part of the prompt is what a fleet run cannot cache, so it carries what the planner
 needs and nothing twice: the spec without its owners' addresses and without YAML's line folding,
@@ -17,8 +17,9 @@ import yaml
 from core.health.report import HealthReport, PinHealth
 from policies.findings import Finding
 
-# Spec keys in the order the planner reads them; ``owners`` and ``spec_version`` are left out
-# (who approves and the format version do not change what the best implementation is).
+# Spec keys in the order the planner reads them; ``owners``, ``automerge`` and ``spec_version``
+# are left out (who approves, how, and the format version do not change what the best
+# implementation is).
 SPEC_KEYS = (
     "id",
     "name",
@@ -32,14 +33,12 @@ SPEC_KEYS = (
     "constraints",
     "tags",
 )
-FLOW_LIST_CHARS = 120
-SENTENCE_END = re.compile(
-    r"(?<=[.!?])\s+(?=[A-Z`])"
-)  # lists of short scalars are written on one line up to this length
+FLOW_LIST_CHARS = 120  # short lists and mappings of scalars go on one line up to this length
+SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z`])")  # where a finding's message splits
 
 
 class _CompactDumper(yaml.SafeDumper):
-    """YAML with short lists of scalars in flow style (``[a, b]``) and no line folding."""
+    """YAML with short lists and mappings in flow style (``[a, b]``, ``{k: v}``), no folding."""
 
 
 def _represent_list(dumper: yaml.SafeDumper, data: list[Any]) -> yaml.Node:
