@@ -89,7 +89,10 @@ def _sent_prompts(pack: object) -> tuple[dict[str, list[dict[str, str]]], dict[s
                 rules=pack.rules,  # type: ignore[attr-defined]
                 policy_version=2,
                 semgrep_files=pack.semgrep_files,  # type: ignore[attr-defined]
-                applicable_rule_ids=frozenset(check.statuses),
+                # as the pipeline passes them: the rules in scope and in effect
+                applicable_rule_ids=frozenset(
+                    rule for rule, status in check.statuses.items() if status != "not-applicable"
+                ),
                 health=health,
                 findings=tuple(check.findings),
             )

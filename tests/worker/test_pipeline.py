@@ -99,10 +99,11 @@ class Fleet:
 def make_fleet(
     engine: Engine, root: Path, index_url: str, caches: tuple[EnvironmentCache, SideResultCache]
 ) -> Fleet:
-    repos = {repo.product_id: repo.path for repo in materialise_examples(root / "repos")}
+    examples = materialise_examples(root / "repos")
+    repos = {repo.product_id: repo.path for repo in examples}
     registry = Registry(engine, MirrorCache(root / "registry-mirrors"), "platform@example.com")
-    for path in repos.values():
-        registry.add(Registration(repo=str(path)))
+    for example in examples:  # shop_marts lives on "trunk", the others on "main"
+        registry.add(Registration(repo=str(example.path), branch=example.branch))
     forge = LocalForge(engine, root / "forge")
     deps = PipelineDeps(
         engine=engine,
