@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
+from sqlmodel.sql.expression import SelectOfScalar
 
 from core.db import (
     AutomergeRecord,
@@ -73,7 +74,7 @@ def unannounced_automerges(engine: Engine) -> list[AutomergeRecord]:
         return list(session.exec(_unannounced()).all())
 
 
-def _unannounced():  # type: ignore[no-untyped-def]
+def _unannounced() -> SelectOfScalar[AutomergeRecord]:
     return (
         select(AutomergeRecord)
         .where(col(AutomergeRecord.announced_at).is_(None))

@@ -141,7 +141,7 @@ def _automerged_text(name: str, item: Automerged, console_url: str | None) -> li
         return lines
     page = _mr_page(console_url, item.merge_request_id)
     if page:
-        lines.append(f"  Revert with one click (the Revert button): {page}")
+        lines.append(f"  Revert: the Revert button on {page} opens a merge request undoing it,")
     lines.append(f"  or run: specfleet mr revert {item.merge_request_id}")
     return lines
 
