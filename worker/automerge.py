@@ -7,8 +7,9 @@ the local forge is merged by specfleet only when every condition of :func:`decid
 holds: the grace period has passed since it last changed, it is verified green, the contract
 and the data on the fixtures are identical, no LLM wrote any of it and every change is within
 the effective level. Each merge is in the audit log (the forge's ``mr.merge`` by
-``specfleet-automerge``) and in ``automerge_record`` (which the weekly digest reads and marks
-announced); :func:`open_revert` opens a merge request reverting any merged one.
+``specfleet-automerge``) and in ``automerge_record``, which the weekly digest
+(``core.notify``) reads and marks announced once each owner's digest went out;
+:func:`open_revert` opens a merge request reverting any merged one.
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ from core.errors import MergeRequestRefused, SpecfleetError
 from core.forges.interface import BranchPush, MergeRequestParams
 from core.forges.local import LocalForge, project_of
 from core.forges.rate_limits import ADVISORY_ID
+from core.notify.announced import mark_announced
+from core.notify.gather import unannounced_automerges
 from core.spec.loader import check_spec_bytes
 from worker.pipeline.deferral import latest_fleet_rules
 from worker.review import ReviewFacts, is_patch_bump, review_facts
@@ -314,29 +317,15 @@ def _run(args: list[str]) -> str:
     return result.stdout
 
 
-# -- the digest's hook ---------------------------------------------------------------------
+# -- the digest's hook: core.notify reads and marks the records (re-exported for callers) ----
 
-
-def unannounced_automerges(engine: Engine) -> list[AutomergeRecord]:
-    """Automerges no digest has announced yet, oldest first (the digest says what was merged
-    for each owner, why, and links ``specfleet mr revert`` / the console's Revert button)."""
-    with Session(engine) as session:
-        return list(
-            session.exec(
-                select(AutomergeRecord)
-                .where(col(AutomergeRecord.announced_at).is_(None))
-                .order_by(col(AutomergeRecord.id))
-            ).all()
-        )
-
-
-def mark_announced(
-    engine: Engine, record_ids: Sequence[int], when: dt.datetime | None = None
-) -> None:
-    """Record that these automerges were announced (so the next digest does not repeat them)."""
-    with session_scope(engine) as session:
-        for record_id in record_ids:
-            row = session.get(AutomergeRecord, record_id)
-            if row is not None and row.announced_at is None:
-                row.announced_at = when or utcnow()
-                session.add(row)
+__all__ = [
+    "AutomergeDecision",
+    "AutomergeOutcome",
+    "decide_automerge",
+    "effective_level",
+    "mark_announced",
+    "open_revert",
+    "run_automerge",
+    "unannounced_automerges",
+]

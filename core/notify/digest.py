@@ -2,9 +2,10 @@
 
 The seed's story is "on Monday each owner finds merge requests showing the new rule, the
 change and the test results". The digest tells them: their products, each open merge
-request with its verdict and the new policy rules it answers, and every product whose latest
-evaluation needs a person, with the reason and what to do. An owner with nothing waiting gets
-nothing, and an owner who opted out gets nothing either.
+request with its verdict and the new policy rules it answers, every product whose latest
+evaluation needs a person, with the reason and what to do, and every merge specfleet made on
+their opt-in (automerge) since their last digest, with how to revert it. An owner with nothing
+waiting and nothing automerged gets nothing, and an owner who opted out gets nothing either.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Literal
 Verdict = Literal["verified", "draft", "not verified"]
 MAX_RULES = 20  # per merge request: a digest is read on a phone
 MAX_TEXT = 300
+MAX_AUTOMERGED = 50  # per digest; the rest stays unannounced for the next one
 
 _RULES_HEADING = "## Policy rules new since the last merged proposal"
 _TABLE_ROW = re.compile(r"^\|\s*([A-Za-z0-9_.:\-]{1,64})\s*\|\s*([a-z]{1,16})\s*\|[^|]*\|(.*?)\|")
@@ -63,6 +65,24 @@ class NeedsHuman:
 
 
 @dataclass(frozen=True)
+class Automerged:
+    """A merge request specfleet merged on the owner's opt-in, not yet announced to everyone.
+
+    ``announced_to`` holds the (casefolded) owners whose digest already told them.
+    """
+
+    record_id: int
+    product_id: str
+    merge_request_id: int
+    title: str
+    level: str
+    merged_at: dt.datetime
+    merged_commit: str | None = None
+    revert_merge_request_id: int | None = None
+    announced_to: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
 class OwnerDigest:
     """One owner's message for one week."""
 
@@ -72,10 +92,16 @@ class OwnerDigest:
     merge_requests: tuple[WaitingMergeRequest, ...] = ()
     needs_human: tuple[NeedsHuman, ...] = ()
     names: Mapping[str, str] = field(default_factory=dict, compare=False)
+    automerged: tuple[Automerged, ...] = ()
 
     @property
     def waiting(self) -> int:
         return len(self.merge_requests) + len(self.needs_human)
+
+    @property
+    def news(self) -> int:
+        """Everything the digest tells: what waits and what was merged without a click."""
+        return self.waiting + len(self.automerged)
 
     def product_name(self, product_id: str) -> str:
         return self.names.get(product_id, product_id)
@@ -94,13 +120,15 @@ def owner_digests(
     week: str,
     opted_out: Iterable[str] = (),
     only_owner: str | None = None,
+    automerged: Iterable[Automerged] = (),
 ) -> list[OwnerDigest]:
-    """One digest per owner with something waiting, sorted by owner; opted-out owners omitted."""
+    """One digest per owner with news, sorted by owner; opted-out owners omitted."""
     catalogue = list(products)
     names = {product.id: product.name for product in catalogue}
     silent = {owner.casefold() for owner in opted_out}
     requests = list(merge_requests)
     stuck = list(needs_human)
+    merged = list(automerged)
     owners = sorted({owner for product in catalogue for owner in product.owners}, key=str.casefold)
     digests = []
     for owner in owners:
@@ -122,10 +150,24 @@ def owner_digests(
             ),
             needs_human=tuple(sorted((n for n in stuck if n.product_id in ids), key=_by_product)),
             names=names,
+            automerged=automerged_for(owner, ids, merged),
         )
-        if digest.waiting:
+        if digest.news:
             digests.append(digest)
     return digests
+
+
+def automerged_for(
+    owner: str, product_ids: set[str], merged: Iterable[Automerged]
+) -> tuple[Automerged, ...]:
+    """The automerges of the owner's products their digest has not told them about, oldest
+    first and at most :data:`MAX_AUTOMERGED` (the rest waits for the next digest)."""
+    told = owner.casefold()
+    theirs = [
+        item for item in merged if item.product_id in product_ids and told not in item.announced_to
+    ]
+    theirs.sort(key=lambda item: (item.merged_at, item.record_id))
+    return tuple(theirs[:MAX_AUTOMERGED])
 
 
 def _by_product(item: NeedsHuman) -> str:
@@ -215,11 +257,13 @@ def _short(text: str, limit: int = MAX_TEXT) -> str:
 
 
 __all__ = [
+    "Automerged",
     "NeedsHuman",
     "OwnerDigest",
     "ProductFacts",
     "RuleLine",
     "WaitingMergeRequest",
+    "automerged_for",
     "iso_week",
     "owner_digests",
     "rules_from_description",

@@ -1,4 +1,5 @@
-"""Read what the digest decides over from the registry: products, open MRs, needs-human.
+"""Read what the digest decides over from the registry: products, open MRs, needs-human,
+automerges not yet announced.
 
 The only I/O of the digest: rows in, the frozen facts of ``core.notify.digest`` out.
 """
@@ -10,9 +11,20 @@ from dataclasses import dataclass
 
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
+from sqlmodel.sql.expression import SelectOfScalar
 
-from core.db import Evaluation, MergeRequest, NotificationOptOut, Product, Proposal, session_scope
+from core.db import (
+    AutomergeRecord,
+    Evaluation,
+    MergeRequest,
+    NotificationOptOut,
+    NotificationSent,
+    Product,
+    Proposal,
+    session_scope,
+)
 from core.notify.digest import (
+    Automerged,
     NeedsHuman,
     ProductFacts,
     WaitingMergeRequest,
@@ -23,6 +35,10 @@ from core.notify.digest import (
 )
 
 MAX_REASON = 500
+# An automerge told to one owner is a ``notification_sent`` row of this kind and channel, keyed
+# by the automerge record's id: unique per owner, like every other notification.
+ANNOUNCED_KIND = "automerge"
+ANNOUNCED_CHANNEL = "digest"
 
 
 @dataclass(frozen=True)
@@ -33,20 +49,73 @@ class FleetFacts:
     merge_requests: tuple[WaitingMergeRequest, ...]
     needs_human: tuple[NeedsHuman, ...]
     opted_out: frozenset[str]
+    automerged: tuple[Automerged, ...] = ()
 
 
 def gather(engine: Engine) -> FleetFacts:
-    """Active products, their open merge requests and their needs-human evaluations."""
+    """Active products, their open merge requests, their needs-human evaluations and their
+    automerges some owner was not told about yet."""
     with session_scope(engine) as session:
         products = session.exec(select(Product).where(col(Product.active).is_(True))).all()
         facts = tuple(ProductFacts(p.id, p.name, tuple(p.owners)) for p in products)
         ids = {product.id for product in products}
         requests = _waiting(session, ids)
         stuck = _needs_human(session, ids)
+        merged = _automerged(session, ids)
         opted = frozenset(
             row.owner.casefold() for row in session.exec(select(NotificationOptOut)).all()
         )
-    return FleetFacts(facts, requests, stuck, opted)
+    return FleetFacts(facts, requests, stuck, opted, merged)
+
+
+def unannounced_automerges(engine: Engine) -> list[AutomergeRecord]:
+    """Automerges not yet announced to every owner of their product, oldest first."""
+    with Session(engine) as session:
+        return list(session.exec(_unannounced()).all())
+
+
+def _unannounced() -> SelectOfScalar[AutomergeRecord]:
+    return (
+        select(AutomergeRecord)
+        .where(col(AutomergeRecord.announced_at).is_(None))
+        .order_by(col(AutomergeRecord.id))
+    )
+
+
+def _automerged(session: Session, ids: set[str]) -> tuple[Automerged, ...]:
+    records = [row for row in session.exec(_unannounced()).all() if row.product_id in ids]
+    told = told_owners(session, [row.id or 0 for row in records])
+    return tuple(
+        Automerged(
+            record_id=row.id or 0,
+            product_id=row.product_id,
+            merge_request_id=row.merge_request_id,
+            title=row.title,
+            level=row.level,
+            merged_at=row.merged_at,
+            merged_commit=row.merged_commit,
+            revert_merge_request_id=row.revert_merge_request_id,
+            announced_to=told.get(row.id or 0, frozenset()),
+        )
+        for row in records
+    )
+
+
+def told_owners(session: Session, record_ids: Sequence[int]) -> dict[int, frozenset[str]]:
+    """For each automerge record, the (casefolded) owners a digest already told about it."""
+    if not record_ids:
+        return {}
+    rows = session.exec(
+        select(NotificationSent.key, NotificationSent.owner).where(
+            NotificationSent.kind == ANNOUNCED_KIND,
+            NotificationSent.channel == ANNOUNCED_CHANNEL,
+            col(NotificationSent.key).in_([str(record_id) for record_id in record_ids]),
+        )
+    ).all()
+    told: dict[int, set[str]] = {}
+    for key, owner in rows:
+        told.setdefault(int(key), set()).add(owner.casefold())
+    return {record_id: frozenset(owners) for record_id, owners in told.items()}
 
 
 def opted_out(engine: Engine) -> frozenset[str]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from core.notify.digest import NeedsHuman, OwnerDigest, WaitingMergeRequest
+from core.notify.digest import Automerged, NeedsHuman, OwnerDigest, WaitingMergeRequest
 
 WebhookFormat = Literal["slack", "mattermost", "teams"]
 
@@ -26,16 +26,7 @@ class Message:
 
 def digest_message(digest: OwnerDigest, console_url: str | None = None) -> Message:
     """The weekly digest for one owner."""
-    count = len(digest.merge_requests)
-    stuck = len(digest.needs_human)
-    parts = []
-    if count:
-        parts.append(f"{count} merge request{'s' if count != 1 else ''} to review")
-    if stuck:
-        parts.append(
-            f"{stuck} product{'s' if stuck != 1 else ''} need{'s' if stuck == 1 else ''} you"
-        )
-    subject = f"specfleet {digest.week}: " + ", ".join(parts)
+    subject = _subject(digest)
     names = ", ".join(product.name for product in digest.products)
     text = [f"Your data products: {names}.", ""]
     markdown = [f"**{subject}** for {digest.owner}", f"Your data products: {names}."]
@@ -53,11 +44,34 @@ def digest_message(digest: OwnerDigest, console_url: str | None = None) -> Messa
             text += _needs_human_text(digest.product_name(item.product_id), item, console_url)
             markdown.append(_needs_human_markdown(digest.product_name(item.product_id), item))
         text.append("")
+    if digest.automerged:
+        text.append("Merged without a click on your automerge opt-in (revert if unwanted):")
+        markdown.append("**Merged by automerge** (revert if unwanted)")
+        for merged in digest.automerged:
+            name = digest.product_name(merged.product_id)
+            text += _automerged_text(name, merged, console_url)
+            markdown.append(_automerged_markdown(name, merged, console_url))
+        text.append("")
     if console_url:
         text.append(f"Everything waiting for you: {console_url.rstrip('/')}/")
     text.append("You get this because you own these products in specfleet; ask the platform team")
     text.append("to opt you out (specfleet digest opt-out).")
     return Message(subject, "\n".join(text) + "\n", tuple(markdown))
+
+
+def _subject(digest: OwnerDigest) -> str:
+    count = len(digest.merge_requests)
+    stuck = len(digest.needs_human)
+    parts = []
+    if count:
+        parts.append(f"{count} merge request{'s' if count != 1 else ''} to review")
+    if stuck:
+        parts.append(
+            f"{stuck} product{'s' if stuck != 1 else ''} need{'s' if stuck == 1 else ''} you"
+        )
+    if digest.automerged:
+        parts.append(f"{len(digest.automerged)} merged by automerge")
+    return f"specfleet {digest.week}: " + ", ".join(parts)
 
 
 def needs_human_message(
@@ -116,6 +130,46 @@ def _request_markdown(digest: OwnerDigest, request: WaitingMergeRequest) -> str:
     if request.rules:
         line += "; answers " + ", ".join(f"{r.id} ({r.severity})" for r in request.rules)
     return line
+
+
+def _automerged_text(name: str, item: Automerged, console_url: str | None) -> list[str]:
+    lines = [f"- {name}: !{item.merge_request_id} {item.title}", f"  {_merged_how(item)}"]
+    if item.revert_merge_request_id is not None:
+        lines.append(f"  A revert is already open: merge request {item.revert_merge_request_id}")
+        page = _mr_page(console_url, item.revert_merge_request_id)
+        lines += [f"  {page}"] if page else []
+        return lines
+    page = _mr_page(console_url, item.merge_request_id)
+    if page:
+        lines.append(f"  Revert: the Revert button on {page} opens a merge request undoing it,")
+    lines.append(f"  or run: specfleet mr revert {item.merge_request_id}")
+    return lines
+
+
+def _automerged_markdown(name: str, item: Automerged, console_url: str | None) -> str:
+    label = _label(f"!{item.merge_request_id} {item.title}")
+    page = _mr_page(console_url, item.merge_request_id)
+    line = f"- {name}: " + (f"[{label}]({page})" if page else label) + f" — {_merged_how(item)}"
+    if item.revert_merge_request_id is not None:
+        return line + f"; a revert is already open (merge request {item.revert_merge_request_id})"
+    revert = f"[Revert]({page}) or " if page else "revert: "
+    return line + f"; {revert}`specfleet mr revert {item.merge_request_id}`"
+
+
+def _merged_how(item: Automerged) -> str:
+    when = item.merged_at.strftime("%Y-%m-%d %H:%M UTC")
+    commit = f", commit {item.merged_commit[:12]}" if item.merged_commit else ""
+    return f"merged {when} under automerge level {item.level}{commit}"
+
+
+def _mr_page(console_url: str | None, merge_request_id: int) -> str | None:
+    """The console's merge request page, where the Revert button is."""
+    return f"{console_url.rstrip('/')}/merge-requests/{merge_request_id}" if console_url else None
+
+
+def _label(text: str) -> str:
+    # a link label with brackets would end the markdown (and Slack's) link early
+    return text.replace("[", "(").replace("]", ")").replace("|", "/")
 
 
 def _needs_human_text(name: str, item: NeedsHuman, console_url: str | None) -> list[str]:

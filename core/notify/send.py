@@ -25,6 +25,7 @@ from sqlmodel import select
 
 from core.db import NotificationSent, session_scope
 from core.db.types import utcnow
+from core.notify.announced import announce_to
 from core.notify.digest import OwnerDigest, iso_week, owner_digests
 from core.notify.gather import gather, needs_human_of, opted_out
 from core.notify.render import Message, digest_message, needs_human_message, webhook_payload
@@ -144,6 +145,7 @@ def send_digests(
             week,
             opted_out=facts.opted_out,
             only_owner=owner,
+            automerged=facts.automerged,
         )
     )
     wiring = channels or Channels(settings)
@@ -152,19 +154,33 @@ def send_digests(
         return DigestRun(week, digests, (), used)
     deliveries: list[Delivery] = []
     for digest in digests:
-        message = digest_message(digest, settings.notify_console_url)
-        detail = {"subject": message.subject, "merge_requests": len(digest.merge_requests)}
-        for channel in wiring.for_owner(digest.owner):
-            deliveries.append(
-                _deliver_once(
-                    engine,
-                    wiring,
-                    ("digest", digest.owner, week, channel),
-                    message,
-                    {**detail, "needs_human": len(digest.needs_human)},
-                )
-            )
+        deliveries += _deliver_digest(settings, engine, wiring, digest)
     return DigestRun(week, digests, tuple(deliveries), used)
+
+
+def _deliver_digest(
+    settings: Settings, engine: Engine, wiring: Channels, digest: OwnerDigest
+) -> list[Delivery]:
+    """One owner's digest on each channel, once; its automerges count as told once it went
+    out on at least one channel in this run (a digest already sent earlier this week did not
+    carry automerges recorded since, so those wait for the next one)."""
+    message = digest_message(digest, settings.notify_console_url)
+    detail = {
+        "subject": message.subject,
+        "merge_requests": len(digest.merge_requests),
+        "needs_human": len(digest.needs_human),
+        "automerged": [item.record_id for item in digest.automerged],
+    }
+    deliveries = [
+        _deliver_once(
+            engine, wiring, ("digest", digest.owner, digest.week, channel), message, detail
+        )
+        for channel in wiring.for_owner(digest.owner)
+    ]
+    if digest.automerged and any(delivery.status == "sent" for delivery in deliveries):
+        told = [item.record_id for item in digest.automerged]
+        announce_to(engine, digest.owner, told, digest.week)
+    return deliveries
 
 
 def notify_needs_human(

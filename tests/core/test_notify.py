@@ -10,8 +10,17 @@ import pytest
 from sqlalchemy import Engine
 from sqlmodel import select
 
-from core.db import Evaluation, MergeRequest, NotificationSent, Product, Proposal, session_scope
+from core.db import (
+    AutomergeRecord,
+    Evaluation,
+    MergeRequest,
+    NotificationSent,
+    Product,
+    Proposal,
+    session_scope,
+)
 from core.notify.digest import (
+    Automerged,
     NeedsHuman,
     ProductFacts,
     WaitingMergeRequest,
@@ -25,6 +34,7 @@ from core.settings import Settings
 from tests.support.receivers import Mailbox, WebhookInbox, smtp_server, webhook_receiver
 
 MONDAY = dt.datetime(2026, 12, 7, 8, 0, tzinfo=dt.UTC)
+MERGED_COMMIT = "4f1c2d3e5a6b7c8d9e0f4f1c2d3e5a6b7c8d9e0f"
 ANA, RAJ, LEE = "ana@example.com", "raj@example.com", "lee@example.com"
 DESCRIPTION = """## Why now
 
@@ -131,6 +141,38 @@ def add_needs_human(engine: Engine, product_id: str, reason: str) -> int:
         session.add(evaluation)
         session.flush()
         return evaluation.id or 0
+
+
+def add_automerge(engine: Engine, product_id: str, title: str) -> int:
+    """A merge request specfleet merged on the owner's opt-in; returns its id."""
+    with session_scope(engine) as session:
+        request = MergeRequest(
+            product_id=product_id,
+            forge="local",
+            forge_ref="3",
+            title=title,
+            state="merged",
+            merged_at=MONDAY - dt.timedelta(days=3),
+        )
+        session.add(request)
+        session.flush()
+        session.add(
+            AutomergeRecord(
+                product_id=product_id,
+                merge_request_id=request.id or 0,
+                level="security-patch",
+                title=title,
+                merged_at=MONDAY - dt.timedelta(days=3),
+                merged_commit=MERGED_COMMIT,
+                reasons=["opted in at security-patch", "verified green"],
+            )
+        )
+        return request.id or 0
+
+
+def announced(engine: Engine) -> list[dt.datetime | None]:
+    with session_scope(engine) as session:
+        return [row.announced_at for row in session.exec(select(AutomergeRecord)).all()]
 
 
 @pytest.fixture
@@ -318,3 +360,80 @@ def test_a_claim_left_by_a_dead_sender_is_taken_over_after_an_hour(settings, fle
     by_mail = {d.owner: d.status for d in run.deliveries if d.channel == "email"}
     assert by_mail == {ANA: "already-sent", RAJ: "sent"}
     assert [rcpt for rcpt, _ in mailbox.received] == [[RAJ]]
+
+
+def test_an_automerge_is_announced_once_with_its_revert(settings, fleet, mailbox, inbox):
+    """Lee's only news is an automerge of ledger: Lee gets a digest naming it with the console's
+    Revert link and the revert command; Ana and Raj do not; next week's digest does not repeat it."""
+    merged = add_automerge(fleet, "ledger", "Upgrade pyarrow to 14.0.1")
+    run = send_digests(settings, fleet, now=MONDAY)
+    assert [digest.owner for digest in run.digests] == [ANA, LEE, RAJ]
+    (lee,) = mailbox.to(LEE)
+    body = body_of(lee)
+    assert "1 merged by automerge" in lee["Subject"]
+    assert f"Ledger: !{merged} Upgrade pyarrow to 14.0.1" in body
+    assert "under automerge level security-patch, commit 4f1c2d3e5a6b" in body
+    assert f"https://specfleet.example.com/merge-requests/{merged}" in body
+    assert f"specfleet mr revert {merged}" in body
+    for other in (ANA, RAJ):
+        (mail,) = mailbox.to(other)
+        assert "automerge" not in mail["Subject"] and "pyarrow" not in body_of(mail)
+    lee_post = next(p for p in inbox.at("/hooks/fleet") if LEE in p["text"])
+    assert f"<https://specfleet.example.com/merge-requests/{merged}|Revert>" in lee_post["text"]
+    assert f"`specfleet mr revert {merged}`" in lee_post["text"]
+    assert all(when is not None for when in announced(fleet))
+
+    next_week = send_digests(settings, fleet, now=MONDAY + dt.timedelta(days=7))
+    assert LEE not in [digest.owner for digest in next_week.digests]
+    assert len(mailbox.to(LEE)) == 1
+
+
+def test_an_automerge_waits_until_the_owners_digest_went_out(tmp_path, fleet, inbox):
+    """A digest that reached no channel tells nothing: the retry carries the automerge; a
+    digest already sent this week does not count for an automerge recorded after it."""
+    settings = Settings(home=tmp_path, notify_webhook_url=f"{inbox.url}/hooks/fleet")
+    merged = add_automerge(fleet, "ledger", "Upgrade pyarrow to 14.0.1")
+    inbox.status = 500
+    failed = send_digests(settings, fleet, now=MONDAY)
+    assert {(d.owner, d.status) for d in failed.deliveries if d.owner == LEE} == {(LEE, "failed")}
+    assert announced(fleet) == [None]
+    inbox.status = 200
+    send_digests(settings, fleet, now=MONDAY)
+    (lee_post,) = [p for p in inbox.at("/hooks/fleet") if LEE in p["text"]]
+    assert f"specfleet mr revert {merged}" in lee_post["text"]
+    assert announced(fleet)[0] is not None
+
+    later = add_automerge(fleet, "orders", "Upgrade pandas to 2.2.4")  # after Ana's digest
+    same_week = send_digests(settings, fleet, now=MONDAY + dt.timedelta(days=1))
+    assert {d.status for d in same_week.deliveries if d.owner == ANA} == {"already-sent"}
+    next_week = send_digests(settings, fleet, now=MONDAY + dt.timedelta(days=7))
+    ana_post = [p for p in inbox.at("/hooks/fleet") if ANA in p["text"]][-1]
+    assert f"specfleet mr revert {later}" in ana_post["text"]
+    assert [d.owner for d in next_week.digests if d.automerged] == [ANA]
+
+
+def test_an_automerge_is_announced_to_each_owner_of_its_product(settings, engine, mailbox):
+    """Both owners of a shared product are told once each; an opted-out owner is not waited for."""
+    add_product(engine, "shared", [ANA, RAJ, LEE])
+    assert set_opt_out(engine, LEE, "platform", out=True)
+    merged = add_automerge(engine, "shared", "Upgrade urllib3 to 2.2.2")
+    send_digests(settings, engine, now=MONDAY, owner=ANA)
+    assert announced(engine) == [None]  # Raj was not told yet
+    assert [d.owner for d in send_digests(settings, engine, now=MONDAY).digests] == [RAJ]
+    assert f"specfleet mr revert {merged}" in body_of(mailbox.to(RAJ)[0])
+    assert announced(engine)[0] is not None
+    assert len(mailbox.to(ANA)) == 1 and mailbox.to(LEE) == []
+
+
+def test_automerges_in_the_digest_are_a_pure_decision():
+    """Only the owner's products, only owners not yet told, oldest first."""
+    products = [ProductFacts("a", "A", (ANA,)), ProductFacts("b", "B", (ANA, RAJ))]
+    merged = [
+        Automerged(2, "b", 12, "later", "deterministic", MONDAY, announced_to=frozenset({RAJ})),
+        Automerged(1, "a", 11, "earlier", "security-patch", MONDAY - dt.timedelta(days=1)),
+    ]
+    digests = owner_digests(products, [], [], "2026-W50", automerged=merged)
+    assert [d.owner for d in digests] == [ANA]  # Raj was told about b's already
+    assert [item.title for item in digests[0].automerged] == ["earlier", "later"]
+    text = digest_message(digests[0]).text
+    assert "specfleet mr revert 11" in text and "merge-requests/" not in text  # no console URL

@@ -7,7 +7,15 @@ from pathlib import Path
 from subprocess import CompletedProcess
 
 from core.db import ensure_schema, make_engine
-from tests.core.test_notify import ANA, LEE, RAJ, add_merge_request, add_needs_human, add_product
+from tests.core.test_notify import (
+    ANA,
+    LEE,
+    RAJ,
+    add_automerge,
+    add_merge_request,
+    add_needs_human,
+    add_product,
+)
 from tests.support.receivers import smtp_server
 
 Cli = Callable[..., CompletedProcess[str]]
@@ -47,3 +55,22 @@ def test_digest_dry_run_then_send_once_then_opt_out(cli: Cli, specfleet_home: Pa
     assert "already opted in" in cli("digest", "opt-in", ANA).stdout
     bad = cli("digest", "opt-out", "not-an-address")
     assert bad.returncode == 2 and "not an e-mail address" in bad.stderr
+
+
+def test_digest_dry_run_shows_automerges_and_marks_nothing(cli: Cli, specfleet_home: Path) -> None:
+    """An owner whose only news is an automerge is in the dry run, with the revert command;
+    the dry run tells nobody, so the automerge stays to be announced."""
+    engine = make_engine(f"sqlite:///{specfleet_home / 'specfleet.db'}")
+    ensure_schema(engine)
+    add_product(engine, "ledger", [LEE])
+    merged = add_automerge(engine, "ledger", "Upgrade pyarrow")
+    engine.dispose()
+
+    dry = cli("digest", "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    assert "1 owners, would be sent" in dry.stdout and LEE in dry.stdout
+    assert "merged by automerge (revert)" in dry.stdout
+    assert f"!{merged} Upgrade pyarrow" in dry.stdout and "security-patch" in dry.stdout
+    assert f"specfleet mr revert {merged}" in dry.stdout
+    again = cli("digest", "--dry-run")
+    assert f"specfleet mr revert {merged}" in again.stdout

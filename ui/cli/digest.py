@@ -83,7 +83,14 @@ def print_digests(run: DigestRun, out: Console, dry_run: bool = True) -> None:
         title_justify="left",
         show_lines=True,
     )
-    for heading in ("owner", "products", "merge requests (verdict, new rules)", "needs a person"):
+    headings = (
+        "owner",
+        "products",
+        "merge requests (verdict, new rules)",
+        "needs a person",
+        "merged by automerge (revert)",
+    )
+    for heading in headings:
         table.add_column(heading, overflow="fold")
     for digest in run.digests:
         table.add_row(
@@ -91,6 +98,7 @@ def print_digests(run: DigestRun, out: Console, dry_run: bool = True) -> None:
             escape(", ".join(product.name for product in digest.products)),
             _requests_cell(digest),
             _needs_human_cell(digest),
+            _automerged_cell(digest),
         )
     out.print(table)
 
@@ -115,6 +123,22 @@ def _needs_human_cell(digest: OwnerDigest) -> str:
         f"  [bold]what to do:[/] {escape(item.what_to_do)}"
         for item in digest.needs_human
     ]
+    return "\n".join(lines) or "[dim]none[/]"
+
+
+def _automerged_cell(digest: OwnerDigest) -> str:
+    lines = []
+    for item in digest.automerged:
+        line = (
+            f"{escape(digest.product_name(item.product_id))}: !{item.merge_request_id} "
+            f"{escape(item.title)} [dim]({escape(item.level)}, "
+            f"{item.merged_at:%Y-%m-%d})[/]"
+        )
+        if item.revert_merge_request_id is not None:
+            line += f"\n  revert open: merge request {item.revert_merge_request_id}"
+        else:
+            line += f"\n  specfleet mr revert {item.merge_request_id}"
+        lines.append(line)
     return "\n".join(lines) or "[dim]none[/]"
 
 
