@@ -9,14 +9,17 @@ import sys
 
 import typer
 
+import ui.cli.commands as command_table
 from ui.cli import build_app, root_help
 from ui.cli.commands import COMMANDS
 
-HEAVY = ("sqlalchemy", "celery", "fastapi", "openai", "git", "ui.web.app")
+CLI = command_table.__name__.rsplit(".", 1)[0]  # the CLI package's installed name
+
+HEAVY = ("sqlalchemy", "celery", "fastapi", "openai", "git")
 
 
 def _summary_in_code(command) -> str:  # type: ignore[no-untyped-def]
-    target = getattr(importlib.import_module(f"ui.cli.{command.module}"), command.attribute)
+    target = getattr(importlib.import_module(f"{CLI}.{command.module}"), command.attribute)
     if command.group:
         assert isinstance(target, typer.Typer)
         return str(target.info.help)
@@ -41,7 +44,7 @@ def test_root_help_lists_every_command_the_full_app_has() -> None:
 def _modules_after(*argv: str) -> set[str]:
     probe = (
         "import sys; sys.argv = ['specfleet', *sys.argv[1:]]\n"
-        "from ui.cli import main\n"
+        f"from {CLI} import main\n"
         "try:\n    main()\nexcept SystemExit:\n    pass\n"
         "print('\\n'.join(sys.modules), file=sys.stderr)\n"
     )
@@ -59,6 +62,9 @@ def test_root_help_imports_no_command() -> None:
 
 def test_a_command_imports_only_its_own_module() -> None:
     loaded = _modules_after("examples", "--help")
-    assert "ui.cli.examples" in loaded
-    assert not {"ui.cli.web", "ui.cli.fleet", "ui.cli.demo", "ui.web.app"} & loaded
+    assert f"{CLI}.examples" in loaded
+    assert (
+        not {f"{CLI}.web", f"{CLI}.fleet", f"{CLI}.demo", "ui.web.app", "specfleet.web.app"}
+        & loaded
+    )
     assert "celery" not in loaded

@@ -38,7 +38,7 @@ def build_app(commands: tuple[Command, ...] = COMMANDS) -> typer.Typer:
 
     _root.__doc__ = HELP
     for command in commands:
-        target = getattr(importlib.import_module(f"ui.cli.{command.module}"), command.attribute)
+        target = getattr(importlib.import_module(f"{__name__}.{command.module}"), command.attribute)
         if command.group:
             app.add_typer(target, name=command.name)
         else:
