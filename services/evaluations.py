@@ -13,8 +13,8 @@ from core.db import AuditEntry, Product, session_scope
 from core.errors import FleetPaused, InputError, ProductNotFound
 from core.windows import iso_week
 
-# who may act on a product: the caller's check, given the product's owners; raises to refuse
-Authorize = Callable[[Sequence[str]], None]
+# who may act on a product: the caller's check, given the product's id and owners; raises to refuse
+Authorize = Callable[[str, Sequence[str]], None]
 NO_LLM = (
     "amendments are drafted by an LLM and no endpoint is configured: set "
     "SPECFLEET_LLM_BASE_URL (and SPECFLEET_LLM_API_KEY, SPECFLEET_LLM_MODEL); nothing was recorded"
@@ -58,7 +58,7 @@ def refuse_when_paused(engine: Engine) -> None:
         why = f" ({pause.reason})" if pause.reason else ""
         raise FleetPaused(
             f"the fleet is paused by {pause.actor} since {pause.since:%Y-%m-%d %H:%M} UTC{why}: "
-            "nothing queued; `--force` evaluates anyway, `specfleet fleet resume` lifts the pause"
+            "nothing queued"
         )
 
 
@@ -78,7 +78,7 @@ def request_evaluation(
     """
     owners = active_product_owners(engine, product_id)
     if authorize is not None:
-        authorize(owners)
+        authorize(product_id, owners)
     if not force:
         refuse_when_paused(engine)
     chosen = window or iso_week(dt.date.today())
@@ -124,7 +124,7 @@ def request_amendment(
 
     owners = active_product_owners(engine, product_id)
     if authorize is not None:
-        authorize(owners)
+        authorize(product_id, owners)
     ask = AmendmentAsk(requirement, why or None)
     if not llm_configured:
         raise InputError(NO_LLM)

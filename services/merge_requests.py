@@ -14,7 +14,7 @@ from core.forges.interface import MergeRequestState
 from core.forges.local import LocalForge
 
 MergeAction = Literal["approve", "merge", "close"]
-Authorize = Callable[[Sequence[str]], None]
+Authorize = Callable[[str, Sequence[str]], None]  # product id, its owners
 
 
 def act_on_merge_request(
@@ -25,7 +25,7 @@ def act_on_merge_request(
     action: MergeAction,
     authorize: Authorize | None = None,
 ) -> MergeRequestState:
-    """Approve, merge or close a local merge request; ``authorize`` gets its product's owners.
+    """Approve, merge or close a local merge request; ``authorize`` gets its product and owners.
 
     A merge request on another forge is refused with its address: it is acted on there.
     """
@@ -35,7 +35,7 @@ def act_on_merge_request(
             raise MergeRequestNotFound(f"no merge request {merge_request_id}")
         product = session.get(Product, row.product_id)
     if authorize is not None:
-        authorize(list(product.owners) if product is not None else [])
+        authorize(row.product_id, list(product.owners) if product is not None else [])
     if row.forge != "local":
         raise MergeRequestRefused(
             f"merge request {merge_request_id} lives on {row.forge}; {action} it there"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -13,6 +13,7 @@ from core.errors import ImportFileError, InputError
 from core.git import MirrorCache
 from core.registry import (
     ImportReport,
+    ImportRow,
     Registration,
     RegistrationResult,
     Registry,
@@ -22,21 +23,17 @@ from core.registry import (
 MAX_IMPORT_BYTES = 20 * 1024 * 1024
 
 
-def register_product(
-    engine: Engine,
-    mirrors: MirrorCache,
-    actor: str,
-    registration: Registration,
-    branch_given: bool = True,
-) -> RegistrationResult:
-    """Register (or update, or re-register) a product; its spec must be present and valid.
-
-    Without ``branch_given`` the repository's default branch replaces the registration's.
-    """
+def on_default_branch(mirrors: MirrorCache, registration: Registration) -> Registration:
+    """The registration on its repository's default branch (for a registration naming none)."""
     from core.registry.reader import with_default_branch
 
-    if not branch_given:
-        registration = with_default_branch(mirrors, registration)
+    return with_default_branch(mirrors, registration)
+
+
+def register_product(
+    engine: Engine, mirrors: MirrorCache, actor: str, registration: Registration
+) -> RegistrationResult:
+    """Register (or update, or re-register) a product; its spec must be present and valid."""
     return Registry(engine, mirrors, actor).add(registration)
 
 
@@ -49,11 +46,10 @@ def import_products(
     engine: Engine,
     mirrors: MirrorCache,
     actor: str,
-    file: Path,
+    rows: Sequence[ImportRow],
     on_progress: Callable[[int], None] | None = None,
 ) -> ImportReport:
-    """Register every row of a YAML or CSV file; bad rows are reported, the rest imported."""
-    rows = read_import_file(file)
+    """Register every row (of a YAML or CSV file); bad rows are reported, the rest imported."""
     return Registry(engine, mirrors, actor).import_rows(rows, on_progress=on_progress)
 
 
@@ -69,9 +65,11 @@ def import_upload(
         path = Path(folder) / name
         path.write_bytes(data)
         try:
-            report = import_products(engine, mirrors, actor, path)
+            rows = read_import_file(path)
         except ImportFileError as error:
+            # the server's temporary folder means nothing to the uploader
             raise ImportFileError(str(error).replace(folder + "/", "")) from None
+        report = import_products(engine, mirrors, actor, rows)
     report.failed = [
         replace(
             failure,
