@@ -35,7 +35,7 @@ def test_publish_queues_and_dispatches_the_affected_products(
     assert (result.queued, result.already_queued, result.paused) == (1, 0, False)
     assert evaluations(db) == [("invoices", "policy", "queued")]
     assert len(sent) == 1 and len(sent[0]) == 1
-    (record, _count), = list_policy_sets(db)
+    ((record, _count),) = list_policy_sets(db)
     assert (record.published_by, record.message) == ("arch@example.com", "first")
 
 
