@@ -47,7 +47,7 @@ def make_registration(**fields: object) -> Registration:
         # a relative path would be resolved against the server's working directory
         raise InputError(f"repository {repo!r}: give a URL or an absolute path on the server")
     try:
-        return Registration(**fields)  # type: ignore[arg-type]
+        return Registration(**fields)
     except ValidationError as error:
         problems = "; ".join(
             f"{'.'.join(str(part) for part in item['loc']) or 'registration'}: {item['msg']}"
