@@ -46,3 +46,23 @@ def act_on_merge_request(
     if action == "merge":
         return forge.merge(merge_request_id, actor)
     return forge.close(merge_request_id, actor)
+
+
+def revert_merge_request(
+    engine: Engine,
+    forge: LocalForge,
+    actor: str,
+    merge_request_id: int,
+    authorize: Authorize | None = None,
+) -> int:
+    """Open a merge request reverting a merged one (an automerge, or any merge); its id."""
+    from worker.automerge import open_revert
+
+    if authorize is not None:
+        with Session(engine) as session:
+            row = session.get(MergeRequest, merge_request_id)
+            if row is None:
+                raise MergeRequestNotFound(f"no merge request {merge_request_id}")
+            product = session.get(Product, row.product_id)
+        authorize(row.product_id, list(product.owners) if product is not None else [])
+    return open_revert(engine, forge, merge_request_id, actor)

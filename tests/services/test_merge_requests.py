@@ -13,7 +13,7 @@ from core.db import MergeRequest, session_scope
 from core.errors import MergeRequestNotFound, MergeRequestRefused
 from core.forges.interface import EVERGREEN_BRANCH, BranchPush, MergeRequestParams
 from core.forges.local import LocalForge
-from services.merge_requests import act_on_merge_request
+from services.merge_requests import act_on_merge_request, revert_merge_request
 from tests.conftest import commit_files
 
 
@@ -54,6 +54,14 @@ def test_approve_then_merge_as_an_owner(db: Engine, forge: LocalForge, invoices:
     assert seen == [("invoices", ["ana@example.com", "raj@example.com"])]
     merged = act_on_merge_request(db, forge, "ana@example.com", number, "merge")
     assert merged.state == "merged"
+    seen.clear()
+    revert = revert_merge_request(
+        db, forge, "raj@example.com", number, lambda *given: seen.append(given)
+    )
+    assert revert != number and seen == [("invoices", ["ana@example.com", "raj@example.com"])]
+    with session_scope(db) as session:
+        opened = session.get(MergeRequest, revert)
+        assert opened is not None and opened.state == "open" and "Revert" in opened.title
 
 
 def test_close_unknown_and_other_forges(db: Engine, forge: LocalForge, invoices: Path) -> None:

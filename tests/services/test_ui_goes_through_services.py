@@ -23,6 +23,7 @@ UNDERLYING = {
     ("core.registry", "Registry"),
     ("core.registry.store", "Registry"),
     ("core.db.ledger", "queue_once"),
+    ("worker.automerge", "open_revert"),
 }
 FORGE_ACTIONS = {"approve", "merge", "close"}
 

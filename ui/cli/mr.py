@@ -140,13 +140,13 @@ def close(merge_request: MergeRequestId, actor: Actor = None) -> None:
 @app.command()
 def revert(merge_request: MergeRequestId, actor: Actor = None) -> None:
     """Open a merge request reverting a merged one (an automerge, or any merge)."""
-    from worker.automerge import open_revert
+    from services.merge_requests import revert_merge_request
 
     who = actor or current_actor()
     with reported_errors():
         wired = wiring()
         try:
-            opened = open_revert(wired.engine, _forge(wired), merge_request, who)
+            opened = revert_merge_request(wired.engine, _forge(wired), who, merge_request)
         except (MergeRequestRefused, MergeRequestNotFound) as error:
             fail(str(error), EXIT_INVALID)
     console.print(

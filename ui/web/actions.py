@@ -40,6 +40,17 @@ def act_on_merge_request(
     )
 
 
+def revert_merge_request(context: WebContext, identity: Identity, merge_request_id: int) -> int:
+    """Open a merge request reverting a merged one, as one of its product's owners."""
+
+    def authorize(product_id: str, owners: Sequence[str]) -> None:
+        require(identity, "mr.act", owners, what=f"product {product_id}")
+
+    return merge_requests.revert_merge_request(
+        context.engine, context.forge, actor(identity), merge_request_id, authorize
+    )
+
+
 def make_registration(**fields: object) -> Registration:
     """A registration from a form or a request body; what is wrong with it -> InputError."""
     repo = str(fields.get("repo") or "")
