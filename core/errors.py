@@ -158,3 +158,7 @@ class LLMError(SpecfleetError):
     A bad answer (malformed JSON, a hostile plan) or an exhausted budget is an outcome the
     planner records, not this error.
     """
+
+
+class FleetPaused(SpecfleetError):
+    """The fleet is paused: a manual evaluation is refused unless it is forced."""

@@ -15,7 +15,15 @@ OUR_PACKAGES = PYPROJECT["tool"]["hatch"]["build"]["targets"]["wheel"]["packages
 
 def test_top_level_packages_are_the_design_layout() -> None:
     """The wheel ships exactly the packages DESIGN.md names."""
-    assert sorted(OUR_PACKAGES) == ["agent", "core", "policies", "scheduler", "ui", "worker"]
+    assert sorted(OUR_PACKAGES) == [
+        "agent",
+        "core",
+        "policies",
+        "scheduler",
+        "services",
+        "ui",
+        "worker",
+    ]
 
 
 def test_no_installed_distribution_claims_our_package_names() -> None:
@@ -47,7 +55,7 @@ def test_imports_flow_one_way() -> None:
     for path in (REPO_ROOT / "core").rglob("*.py"):
         for number, line in enumerate(path.read_text().splitlines(), 1):
             stripped = line.strip()
-            for other in ("agent", "policies", "worker", "scheduler", "ui"):
+            for other in ("agent", "policies", "worker", "scheduler", "services", "ui"):
                 if stripped.startswith((f"import {other}", f"from {other}.", f"from {other} ")):
                     offenders.append(f"{path.relative_to(REPO_ROOT)}:{number}: {stripped}")
     assert offenders == []

@@ -13,30 +13,22 @@ clarify); 1 it ran and failed or needs a human; 2 usage or environment error, in
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Annotated
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
-from core.windows import iso_week
 from ui.cli.common import (
     EXIT_INVALID,
     EXIT_OK,
-    EXIT_USAGE,
     console,
     current_actor,
     err_console,
-    fail,
     reported_errors,
     wiring,
 )
 
-NO_LLM = (
-    "amendments are drafted by an LLM and no endpoint is configured: set "
-    "SPECFLEET_LLM_BASE_URL (and SPECFLEET_LLM_API_KEY, SPECFLEET_LLM_MODEL); nothing was recorded"
-)
 STATE_STYLE = {
     "queued": "dim",
     "running": "dim",
@@ -60,17 +52,20 @@ def amend(
     ] = False,
 ) -> None:
     """Ask for a change to a product's spec; specfleet amends it and re-implements it."""
-    from agent.amend import AmendmentAsk
+    from services.evaluations import request_amendment
     from worker.pipeline import run_evaluation
-    from worker.pipeline.amend import amendment_for, request_amendment
+    from worker.pipeline.amend import amendment_for
 
     with reported_errors():
-        ask = AmendmentAsk(requirement, why)
         wired = wiring()
-        if not wired.settings.llm_base_url:
-            fail(NO_LLM, EXIT_USAGE)
-        window = iso_week(dt.date.today())
-        queued = request_amendment(wired.engine, product, ask, current_actor(), window)
+        queued = request_amendment(
+            wired.engine,
+            current_actor(),
+            product,
+            requirement,
+            why,
+            llm_configured=bool(wired.settings.llm_base_url),
+        )
         if not now:
             _enqueue(queued.evaluation_id, queued.request_id, product)
             return

@@ -9,22 +9,21 @@ error.
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
 from rich.table import Table
-from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
 from core.db import StageResult
-from core.windows import iso_week
+from core.errors import FleetPaused
 from ui.cli.common import (
     EXIT_INVALID,
     EXIT_OK,
     EXIT_USAGE,
     console,
+    current_actor,
     err_console,
     fail,
     reported_errors,
@@ -62,15 +61,22 @@ def evaluate(
     if trigger not in TRIGGERS:
         fail(f"--trigger {trigger!r}: expected one of {', '.join(TRIGGERS)}", EXIT_USAGE)
     # imported here: the pipeline pulls in the verification stack
-    from worker.pipeline import queue_evaluation, run_evaluation
+    from services.evaluations import request_evaluation
+    from worker.pipeline import run_evaluation
     from worker.wiring import pipeline_deps
 
-    chosen = window or iso_week(dt.date.today())
     with reported_errors():
         wired = wiring()
-        if not force:
-            _refuse_when_paused(wired.engine)
-        evaluation_id = queue_evaluation(wired.engine, product, chosen, trigger)
+        try:
+            requested = request_evaluation(
+                wired.engine, current_actor(), product, window, trigger, force
+            )
+        except FleetPaused as paused:
+            fail(
+                f"{paused}; `--force` evaluates anyway, `specfleet fleet resume` lifts the pause",
+                EXIT_INVALID,
+            )
+        evaluation_id, chosen = requested.evaluation_id, requested.window
         if not now:
             _enqueue(evaluation_id, product, chosen)
             return
@@ -96,19 +102,6 @@ def evaluate(
         print_needs_human(result.summary)
         raise typer.Exit(EXIT_INVALID)
     raise typer.Exit(EXIT_OK)
-
-
-def _refuse_when_paused(engine: Engine) -> None:
-    from scheduler.pause import fleet_paused
-
-    pause = fleet_paused(engine)
-    if pause is not None:
-        why = f" ({pause.reason})" if pause.reason else ""
-        fail(
-            f"the fleet is paused by {pause.actor} since {pause.since:%Y-%m-%d %H:%M} UTC{why}: "
-            "nothing queued; `--force` evaluates anyway, `specfleet fleet resume` lifts the pause",
-            EXIT_INVALID,
-        )
 
 
 def print_needs_human(summary: dict[str, Any]) -> None:

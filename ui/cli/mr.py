@@ -34,6 +34,7 @@ from ui.cli.common import (
 app = typer.Typer(help="Review, approve and merge merge requests.", no_args_is_help=True)
 
 StateFilter = Literal["open", "merged", "closed", "all"]
+MergeAction = Literal["approve", "merge", "close"]
 MergeRequestId = Annotated[int, typer.Argument(help="Merge request id (from `specfleet mr list`).")]
 Actor = Annotated[
     str | None,
@@ -139,13 +140,13 @@ def close(merge_request: MergeRequestId, actor: Actor = None) -> None:
 @app.command()
 def revert(merge_request: MergeRequestId, actor: Actor = None) -> None:
     """Open a merge request reverting a merged one (an automerge, or any merge)."""
-    from worker.automerge import open_revert
+    from services.merge_requests import revert_merge_request
 
     who = actor or current_actor()
     with reported_errors():
         wired = wiring()
         try:
-            opened = open_revert(wired.engine, _forge(wired), merge_request, who)
+            opened = revert_merge_request(wired.engine, _forge(wired), who, merge_request)
         except (MergeRequestRefused, MergeRequestNotFound) as error:
             fail(str(error), EXIT_INVALID)
     console.print(
@@ -193,21 +194,14 @@ def automerge_opt_in(
     console.print(f"{escape(product)}: automerge {escape(shown)} (capped by the policy set).")
 
 
-def _act(action: str, merge_request: int, actor: str | None) -> None:
+def _act(action: MergeAction, merge_request: int, actor: str | None) -> None:
+    from services.merge_requests import act_on_merge_request
+
     who = actor or current_actor()
     with reported_errors():
         wired = wiring()
-        row, _ = _load(wired, merge_request)
-        if row.forge != "local":
-            fail(f"merge request {row.id} is on {row.forge}; {action} it there: {row.url}", 1)
-        forge = _forge(wired)
         try:
-            if action == "approve":
-                state = forge.approve(merge_request, who)
-            elif action == "merge":
-                state = forge.merge(merge_request, who)
-            else:
-                state = forge.close(merge_request, who)
+            state = act_on_merge_request(wired.engine, _forge(wired), who, merge_request, action)
         except (MergeRequestRefused, MergeRequestNotFound) as error:
             fail(str(error), EXIT_INVALID)
     done = {"approve": "approved", "merge": "merged", "close": "closed"}[action]

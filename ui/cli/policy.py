@@ -20,8 +20,7 @@ from policies.checks.semgrep import validate_semgrep_rules
 from policies.compliance import compliance_matrix, record_check, rollout
 from policies.diff import PolicyDiff
 from policies.packs import load_pack
-from policies.store import first_published, list_policy_sets, load_policy_set, publish
-from scheduler.fanout import queue_policy_evaluations
+from policies.store import first_published, list_policy_sets, load_policy_set
 from ui.cli.common import (
     EXIT_INVALID,
     EXIT_OK,
@@ -48,23 +47,19 @@ def publish_(
     message: Annotated[str, typer.Option("--message", "-m", help="Why this version.")],
 ) -> None:
     """Publish a pack as the next immutable policy set; identical content is a no-op."""
-    with reported_errors():
-        loaded = load_pack(pack, validate_semgrep=validate_semgrep_rules)
-        engine = wiring().engine
-        outcome = publish(engine, loaded, message, current_actor())
-        queued, paused = 0, False
-        if outcome.created and outcome.affected:
-            affected_ids = sorted({pid for ids in outcome.affected.values() for pid in ids})
-            from worker.tasks import paused_check, publish_dispatch
+    from services.policies import publish_policy_pack
+    from worker.tasks import publish_dispatch
 
-            queued = queue_policy_evaluations(
-                engine,
-                affected_ids,
-                outcome.policy_set.version,
-                dispatch=publish_dispatch(wiring().settings),
-                pause_check=paused_check(engine),
-            )
-            paused = paused_check(engine)()
+    with reported_errors():
+        wired = wiring()
+        published = publish_policy_pack(
+            wired.engine,
+            pack,
+            message,
+            current_actor(),
+            dispatch=publish_dispatch(wired.settings),
+        )
+    outcome, queued, paused = published.outcome, published.queued, published.paused
     version = outcome.policy_set.version
     if not outcome.created:
         console.print(
@@ -84,7 +79,7 @@ def publish_(
         for rule_id, product_ids in sorted(outcome.affected.items()):
             table.add_row(rule_id, ", ".join(product_ids))
         console.print(table)
-        waiting = len({pid for ids in outcome.affected.values() for pid in ids}) - queued
+        waiting = published.already_queued
         already = f"; {waiting} already queued for this week" if waiting else ""
         console.print(f"{queued} evaluations queued (trigger: policy){already}.")
         if queued and paused:

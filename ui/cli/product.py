@@ -13,17 +13,17 @@ from rich.table import Table
 
 from core.db import Product
 from core.errors import InputError, SpecfleetError, SpecMissing
+from core.git import MirrorCache
 from core.registry import (
     ImportReport,
     Registration,
-    Registry,
     get_product,
     list_products,
     product_history,
     read_import_file,
     utc_text,
 )
-from core.registry.reader import with_default_branch
+from services import products
 from ui.cli.common import (
     EXIT_INVALID,
     EXIT_OK,
@@ -39,11 +39,6 @@ app = typer.Typer(help="Register and inspect data products.", no_args_is_help=Tr
 
 # internal column names as a person would say them
 FIELD_NAMES = {"spec_hash": "spec content", "registration_hash": "registration"}
-
-
-def _registry() -> Registry:
-    wired = wiring()
-    return Registry(wired.engine, wired.mirrors, current_actor())
 
 
 @app.command()
@@ -79,13 +74,15 @@ def add(
     except ValueError as error:
         fail(_first_error(error))
     with reported_errors():
-        registry = _registry()
+        wired = wiring()
         if branch is None:
-            registration = with_default_branch(registry.mirrors, registration)
+            registration = products.on_default_branch(wired.mirrors, registration)
         try:
-            result = registry.add(registration)
+            result = products.register_product(
+                wired.engine, wired.mirrors, current_actor(), registration
+            )
         except SpecMissing:
-            _offer_draft(registry, registration)
+            _offer_draft(wired.mirrors, registration)
             raise
     verb = {
         "added": "[green]registered[/]",
@@ -98,14 +95,12 @@ def add(
     console.print(f"{verb} product [bold]{result.product_id}[/]{detail}")
 
 
-def _offer_draft(registry: Registry, registration: Registration) -> None:
+def _offer_draft(mirrors: MirrorCache, registration: Registration) -> None:
     """A repository without a spec: when it is a dbt project, draft one for its owner."""
     from core.registry.onboarding import draft_for_repository
 
     try:
-        draft = draft_for_repository(
-            registry.mirrors, registration, wiring().settings.home / "onboarding"
-        )
+        draft = draft_for_repository(mirrors, registration, wiring().settings.home / "onboarding")
     except SpecfleetError:
         return  # the missing spec is the error to report
     if draft is not None:
@@ -193,7 +188,8 @@ def show(product_id: Annotated[str, typer.Argument(help="Product id.")]) -> None
 def remove(product_id: Annotated[str, typer.Argument(help="Product id.")]) -> None:
     """Stop evaluating a product; its history is kept and it can be registered again."""
     with reported_errors():
-        removed = _registry().remove(product_id)
+        wired = wiring()
+        removed = products.remove_product(wired.engine, wired.mirrors, current_actor(), product_id)
     if removed:
         console.print(f"[yellow]removed[/] product [bold]{product_id}[/] (history kept)")
     else:
@@ -207,7 +203,7 @@ def import_(
     """Register every product in a file; bad rows are reported, the rest imported."""
     with reported_errors():
         rows = read_import_file(file)
-        registry = _registry()
+        wired = wiring()
         with Progress(
             TextColumn("[progress.description]{task.description}"),
             BarColumn(),
@@ -217,8 +213,12 @@ def import_(
             transient=True,
         ) as progress:
             task = progress.add_task("reading specs", total=len(rows))
-            report = registry.import_rows(
-                rows, on_progress=lambda done: progress.update(task, completed=done)
+            report = products.import_products(
+                wired.engine,
+                wired.mirrors,
+                current_actor(),
+                rows,
+                on_progress=lambda done: progress.update(task, completed=done),
             )
     _print_import_report(file, len(rows), report)
     raise typer.Exit(EXIT_INVALID if report.failed else EXIT_OK)

@@ -17,6 +17,7 @@ from starlette.datastructures import FormData
 from core.errors import (
     DatabaseError,
     DocumentInvalid,
+    FleetPaused,
     ForgeError,
     ImportFileError,
     InputError,
@@ -134,6 +135,7 @@ STATUS_BY_ERROR: tuple[tuple[type[SpecfleetError], int], ...] = (
     (NotFound, 404),
     (ProductConflict, 409),
     (MergeRequestRefused, 409),
+    (FleetPaused, 409),
     (DocumentInvalid, 422),
     (SpecMissing, 422),
     (ImportFileError, 400),

@@ -440,10 +440,9 @@ def _act(
     action: Literal["approve", "merge", "close"],
 ) -> MergeRequestOut:
     act_on_merge_request(web(request), identity, merge_request_id, action)
-    with Session(web(request).engine) as session:
-        row = session.get(MergeRequest, merge_request_id)
-    assert row is not None
-    return MergeRequestOut.of(row)
+    return MergeRequestOut.of(
+        merge_request_detail(web(request).engine, merge_request_id).merge_request
+    )
 
 
 @router.post(

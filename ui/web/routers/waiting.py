@@ -9,12 +9,10 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
-from sqlmodel import Session
 
-from core.db import MergeRequest, Product
-from core.errors import InputError, MergeRequestNotFound
-from ui.web.deps import RowId, SignedIn, actor, form_identity, web
-from ui.web.roles import require
+from core.errors import InputError
+from ui.web.actions import revert_merge_request
+from ui.web.deps import RowId, SignedIn, form_identity, web
 from ui.web.routers.pages import page
 from ui.web.waiting import approve_and_merge, waiting_for
 
@@ -60,18 +58,8 @@ async def approve_merge_all(request: Request) -> Response:
 @router.post("/merge-requests/{merge_request_id}/revert")
 async def revert(request: Request, merge_request_id: RowId) -> Response:
     """One click: a merge request reverting this merged one (an automerge or any merge)."""
-    from worker.automerge import open_revert
-
     identity, _form = await form_identity(request)
-    context = web(request)
-    with Session(context.engine) as session:
-        row = session.get(MergeRequest, merge_request_id)
-        product = session.get(Product, row.product_id) if row is not None else None
-    if row is None:
-        raise MergeRequestNotFound(f"no merge request {merge_request_id}")
-    owners = list(product.owners) if product is not None else []
-    require(identity, "mr.act", owners, what=f"product {row.product_id}")
-    opened = open_revert(context.engine, context.forge, merge_request_id, actor(identity))
+    opened = revert_merge_request(web(request), identity, merge_request_id)
     return RedirectResponse(f"/merge-requests/{opened}?done=revert+opened", status_code=303)
 
 
