@@ -30,8 +30,8 @@ def null_and_enum_violations(outputs_dir: Path, output: Output) -> list[Contract
 
     Reads the data inside DuckDB; only counts and a few offending values come back. A missing
     or unreadable output has nothing to check here (the contract's ``check_against_spec``
-    reports it), nor do spec columns the output lacks. A query that fails on a readable output is an error:
-    a check that could not run must not read as a pass.
+    reports it), nor do spec columns the output lacks. A query that fails on a readable
+    output is an error: a check that could not run must not read as a pass.
     """
     try:
         path = output_file(outputs_dir, output)
