@@ -10,7 +10,8 @@ is done in two steps, and nothing is implemented until the first one holds:
 2. :func:`check_draft` judges the draft against the spec, deterministically: a draft that
    repurposes an existing column, rewrites or removes an earlier requirement, amendment or
    failure mode without the request saying so in as many words is a conflict returned to the
-   owner, never an edit. What passes is written into the spec text by :func:`amend_spec_text`
+   owner, never an edit. What passes is written into the spec text by
+   :func:`agent.amend_text.amend_spec_text`
    (round-trip YAML, so the owner's formatting and comments stay and the diff is small).
 
 The implementation of the whole amended spec is then the ordinary planning loop, on a base
@@ -20,8 +21,6 @@ Everything the model returns is data: parsed, validated, never executed.
 
 from __future__ import annotations
 
-import datetime as dt
-import io
 import json
 import re
 from collections.abc import Sequence
@@ -29,15 +28,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from ruamel.yaml import YAML
-from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
 from agent.plan import unfence
 from agent.sanitise import fence, sanitise
 from core.errors import InputError
-from core.spec.loader import check_spec_bytes
 from core.spec.model import CLAUSE_ID_PATTERN, Spec
-from core.yamldoc import alias_bomb
 
 MAX_REQUEST_CHARS = 2000
 
@@ -255,80 +250,17 @@ def check_draft(spec: Spec, ask: AmendmentAsk, draft: SpecDraft) -> Conflict | C
     """Judge a draft; raises :class:`DraftInvalid` when it is unusable (not a conflict)."""
     clauses = known_clauses(spec)
     if draft.conflict is not None:
-        named = tuple(dict.fromkeys(c for c in draft.conflict.clauses if c in clauses))
-        unknown = [c for c in draft.conflict.clauses if c not in clauses]
-        explanation = " ".join(draft.conflict.explanation.split())
-        if unknown:
-            explanation += f" (also named, not in the spec: {', '.join(unknown[:5])})"
-        return Conflict(named, explanation)
+        return _declared_conflict(draft.conflict, clauses)
     if draft.amendment is None:
         raise DraftInvalid("the draft has neither a conflict nor an amendment")
     if not draft.requirements and not draft.columns and not draft.removes:
         raise DraftInvalid("the draft changes nothing: no requirement, column or removal")
-
-    requirement_ids = {r.id for r in spec.requirements}
-    columns = {(o.name, c.name): c for o in spec.outputs for c in o.columns}
-    outputs = {o.name for o in spec.outputs}
     collisions: list[tuple[str, str]] = []
-
-    new_requirements: list[str] = []
-    changed_requirements: list[str] = []
-    for requirement in draft.requirements:
-        if not re.fullmatch(CLAUSE_ID_PATTERN, requirement.id):
-            raise DraftInvalid(f"requirement id {requirement.id!r} is not a clause id (R9)")
-        if requirement.id in (a.id for a in spec.amendments) or requirement.id in (
-            m.id for m in spec.failure_modes
-        ):
-            raise DraftInvalid(f"requirement id {requirement.id} is already used by another clause")
-        if "SHALL" not in requirement.text:
-            raise DraftInvalid(
-                f"requirement {requirement.id} is not in EARS wording "
-                "(WHEN/IF ... THE SYSTEM SHALL ...)"
-            )
-        if not requirement.tests or not all("::" in test for test in requirement.tests):
-            raise DraftInvalid(
-                f"requirement {requirement.id} must name the tests that prove it (path::test_name)"
-            )
-        if requirement.id in requirement_ids:
-            changed_requirements.append(requirement.id)
-            if not explicitly_changes(ask, requirement.id):
-                collisions.append(
-                    (
-                        requirement.id,
-                        f"the draft rewrites {requirement.id} ({clauses[requirement.id]})",
-                    )
-                )
-        else:
-            new_requirements.append(requirement.id)
-
-    new_columns: list[tuple[str, str]] = []
-    changed_columns: list[tuple[str, str]] = []
-    for column in draft.columns:
-        if column.output not in outputs:
-            raise DraftInvalid(f"column {column.name}: no output named {column.output!r}")
-        key = (column.output, column.name)
-        if key in columns:
-            changed_columns.append(key)
-            if not explicitly_changes(ask, column.name):
-                old = columns[key]
-                collisions.append(
-                    (
-                        column.name,
-                        f"the draft repurposes column {column.name} ({old.description or old.type})"
-                        f" as {' '.join(column.description.split())}",
-                    )
-                )
-        else:
-            new_columns.append(key)
-
-    for clause in draft.removes:
-        if clause not in clauses:
-            raise DraftInvalid(f"the draft removes {clause!r}, which is not in the spec")
-        if clause.startswith("A") and clause in (a.id for a in spec.amendments):
-            collisions.append((clause, f"the draft removes amendment {clause}; history stays"))
-        elif not explicitly_changes(ask, clause):
-            collisions.append((clause, f"the draft removes {clause} ({clauses[clause]})"))
-
+    new_requirements, changed_requirements = _sort_requirements(
+        spec, ask, draft, clauses, collisions
+    )
+    new_columns, changed_columns = _sort_columns(spec, ask, draft, collisions)
+    collisions.extend(_removal_collisions(spec, ask, draft, clauses))
     if collisions:
         return Conflict(
             tuple(dict.fromkeys(clause for clause, _ in collisions)),
@@ -347,94 +279,102 @@ def check_draft(spec: Spec, ask: AmendmentAsk, draft: SpecDraft) -> Conflict | C
     )
 
 
-# --- writing the amended spec ---------------------------------------------------------------
+def _declared_conflict(conflict: DraftConflict, clauses: dict[str, str]) -> Conflict:
+    """The model's own conflict, keeping only clause ids the spec has."""
+    named = tuple(dict.fromkeys(c for c in conflict.clauses if c in clauses))
+    unknown = [c for c in conflict.clauses if c not in clauses]
+    explanation = " ".join(conflict.explanation.split())
+    if unknown:
+        explanation += f" (also named, not in the spec: {', '.join(unknown[:5])})"
+    return Conflict(named, explanation)
 
 
-def _yaml() -> YAML:
-    yaml = YAML()
-    yaml.preserve_quotes = True
-    yaml.width = 4096
-    yaml.indent(mapping=2, sequence=4, offset=2)
-    return yaml
+def _check_requirement(spec: Spec, requirement: DraftRequirement) -> None:
+    """A drafted requirement is a well-formed EARS clause naming its tests, or DraftInvalid."""
+    if not re.fullmatch(CLAUSE_ID_PATTERN, requirement.id):
+        raise DraftInvalid(f"requirement id {requirement.id!r} is not a clause id (R9)")
+    if requirement.id in (a.id for a in spec.amendments) or requirement.id in (
+        m.id for m in spec.failure_modes
+    ):
+        raise DraftInvalid(f"requirement id {requirement.id} is already used by another clause")
+    if "SHALL" not in requirement.text:
+        raise DraftInvalid(
+            f"requirement {requirement.id} is not in EARS wording "
+            "(WHEN/IF ... THE SYSTEM SHALL ...)"
+        )
+    if not requirement.tests or not all("::" in test for test in requirement.tests):
+        raise DraftInvalid(
+            f"requirement {requirement.id} must name the tests that prove it (path::test_name)"
+        )
 
 
-def amend_spec_text(
-    spec_text: str, checked: CheckedDraft, ask: AmendmentAsk, today: dt.date
-) -> str:
-    """The spec text with the checked draft applied; raises DraftInvalid if it stops validating."""
-    bomb = alias_bomb(spec_text, "dataproduct.yaml")
-    if bomb is not None:
-        raise DraftInvalid(bomb.render())
-    yaml = _yaml()
-    document = yaml.load(spec_text)
-    draft = checked.draft
-    requirements = document.setdefault("requirements", CommentedSeq())
+def _sort_requirements(
+    spec: Spec,
+    ask: AmendmentAsk,
+    draft: SpecDraft,
+    clauses: dict[str, str],
+    collisions: list[tuple[str, str]],
+) -> tuple[list[str], list[str]]:
+    """The drafted requirements as (new ids, changed ids); a rewrite the ask did not name is
+    added to ``collisions``."""
+    requirement_ids = {r.id for r in spec.requirements}
+    new_requirements: list[str] = []
+    changed_requirements: list[str] = []
     for requirement in draft.requirements:
-        entry = CommentedMap(
-            [("id", requirement.id), ("text", requirement.text), ("tests", list(requirement.tests))]
-        )
-        index = next((i for i, r in enumerate(requirements) if r.get("id") == requirement.id), None)
-        if index is None:
-            requirements.append(entry)
-        else:
-            requirements[index] = entry
+        _check_requirement(spec, requirement)
+        if requirement.id not in requirement_ids:
+            new_requirements.append(requirement.id)
+            continue
+        changed_requirements.append(requirement.id)
+        if not explicitly_changes(ask, requirement.id):
+            collisions.append(
+                (requirement.id, f"the draft rewrites {requirement.id} ({clauses[requirement.id]})")
+            )
+    return new_requirements, changed_requirements
+
+
+def _sort_columns(
+    spec: Spec, ask: AmendmentAsk, draft: SpecDraft, collisions: list[tuple[str, str]]
+) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """The drafted columns as (new, changed) (output, column) pairs; a repurposed column the
+    ask did not name is added to ``collisions``."""
+    columns = {(o.name, c.name): c for o in spec.outputs for c in o.columns}
+    outputs = {o.name for o in spec.outputs}
+    new_columns: list[tuple[str, str]] = []
+    changed_columns: list[tuple[str, str]] = []
     for column in draft.columns:
-        output = next(o for o in document["outputs"] if o.get("name") == column.output)
-        entry = CommentedMap(
-            [
-                ("name", column.name),
-                ("type", column.type),
-                ("required", column.required),
-                ("description", column.description),
-                ("why", f"{column.why} (amendment {checked.amendment_id})"),
-            ]
-        )
-        if column.tolerance is not None:
-            entry["tolerance"] = column.tolerance
-        index = next(
-            (i for i, c in enumerate(output["columns"]) if c.get("name") == column.name), None
-        )
-        if index is None:
-            output["columns"].append(entry)
-        else:
-            output["columns"][index] = entry
-    for clause in checked.removed:
-        _remove_clause(document, clause)
-    amendments = document.setdefault("amendments", CommentedSeq())
-    amendments.append(
-        CommentedMap(
-            [
-                ("id", checked.amendment_id),
-                ("date", today.isoformat()),
-                ("requirement", " ".join(ask.requirement.split())),
-                ("change", draft.amendment.change if draft.amendment else ""),
-                ("why", draft.amendment.why if draft.amendment else (ask.why or "")),
-                ("requirements", list(checked.requirement_ids)),
-            ]
-        )
-    )
-    stream = io.StringIO()
-    yaml.dump(document, stream)
-    text = stream.getvalue()
-    result = check_spec_bytes(text.encode(), "dataproduct.yaml")
-    if result.spec is None:
-        first = result.problems[0].render() if result.problems else "invalid"
-        raise DraftInvalid(f"the amended spec would not validate: {first}")
-    return text
+        if column.output not in outputs:
+            raise DraftInvalid(f"column {column.name}: no output named {column.output!r}")
+        key = (column.output, column.name)
+        if key not in columns:
+            new_columns.append(key)
+            continue
+        changed_columns.append(key)
+        if not explicitly_changes(ask, column.name):
+            old = columns[key]
+            collisions.append(
+                (
+                    column.name,
+                    f"the draft repurposes column {column.name} ({old.description or old.type})"
+                    f" as {' '.join(column.description.split())}",
+                )
+            )
+    return new_columns, changed_columns
 
 
-def _remove_clause(document: Any, clause: str) -> None:
-    for section in ("requirements", "failure_modes"):
-        items = document.get(section) or []
-        for index, item in enumerate(items):
-            if item.get("id") == clause:
-                del items[index]
-                return
-    for output in document.get("outputs") or []:
-        for index, column in enumerate(output.get("columns") or []):
-            if column.get("name") == clause:
-                del output["columns"][index]
-                return
+def _removal_collisions(
+    spec: Spec, ask: AmendmentAsk, draft: SpecDraft, clauses: dict[str, str]
+) -> list[tuple[str, str]]:
+    """Removals the ask did not name (an amendment is never removed: history stays)."""
+    collisions: list[tuple[str, str]] = []
+    for clause in draft.removes:
+        if clause not in clauses:
+            raise DraftInvalid(f"the draft removes {clause!r}, which is not in the spec")
+        if clause.startswith("A") and clause in (a.id for a in spec.amendments):
+            collisions.append((clause, f"the draft removes amendment {clause}; history stays"))
+        elif not explicitly_changes(ask, clause):
+            collisions.append((clause, f"the draft removes {clause} ({clauses[clause]})"))
+    return collisions
 
 
 # --- prompts --------------------------------------------------------------------------------

@@ -28,7 +28,8 @@ from core.db import AutomergeRecord, MergeRequest, Product, Proposal, session_sc
 from core.db.types import utcnow
 from core.errors import MergeRequestRefused, SpecfleetError
 from core.forges.interface import BranchPush, MergeRequestParams
-from core.forges.local import LocalForge, project_of
+from core.forges.local import LocalForge
+from core.forges.local_rows import project_of
 from core.forges.rate_limits import ADVISORY_ID
 from core.notify.announced import mark_announced
 from core.notify.gather import unannounced_automerges

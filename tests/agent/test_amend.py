@@ -22,11 +22,11 @@ from agent.amend import (
     Conflict,
     DraftInvalid,
     SpecDraft,
-    amend_spec_text,
     check_draft,
     explicitly_changes,
     parse_draft,
 )
+from agent.amend_text import amend_spec_text
 from core.errors import InputError
 from core.spec import check_spec_bytes, load_spec
 

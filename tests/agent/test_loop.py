@@ -14,9 +14,11 @@ import pytest
 
 from agent.budget import Budget, DatabaseRecorder, MemoryRecorder
 from agent.context import ContextInputs
+from agent.deterministic import DeterministicChange
 from agent.guards import GuardContext
 from agent.llm import LLMClient, LLMConfig, LLMPlanner
-from agent.loop import Check, DeterministicChange, LoopOutcome, PlanRequest, run_loop
+from agent.loop import run_loop
+from agent.loop_model import Check, LoopOutcome, PlanRequest
 from core.settings import get_settings
 from core.spec import load_spec
 from tests.conftest import EXAMPLES
@@ -487,7 +489,7 @@ def test_the_dependency_remediator_feeds_the_loop_without_an_llm(tmp_path: Path)
     from packaging.specifiers import SpecifierSet
     from packaging.utils import canonicalize_name
 
-    from agent.loop import deterministic_from_dependencies
+    from agent.deterministic import deterministic_from_dependencies
     from agent.remediators.dependencies import propose
     from core.health.pins import read_pins
     from core.health.releases import Release, ReleaseFacts

@@ -11,7 +11,8 @@ import pytest
 from agent.budget import Budget, MemoryRecorder
 from agent.context import ContextInputs
 from agent.llm import LLMClient, LLMConfig, LLMPlanner
-from agent.loop import Check, PlanRequest, run_loop
+from agent.loop import run_loop
+from agent.loop_model import Check, PlanRequest
 from core.spec import load_spec
 from tests.conftest import EXAMPLES
 from tests.support.scripted_llm import Step, scripted_llm

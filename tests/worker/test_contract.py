@@ -13,10 +13,10 @@ from worker.verify.contract import (
     check_against_baseline,
     check_against_spec,
     contract_ok,
-    null_and_enum_violations,
     type_change_level,
     unexpected_output_differences,
 )
+from worker.verify.contract_data import null_and_enum_violations
 from worker.verify.model import ContractDifference, OutputSchema
 from worker.verify.schemas import logical_type, read_output_schema, unexpected_outputs
 

@@ -17,11 +17,10 @@ import pytest
 
 from core.errors import VerificationError
 from worker.verify.environments import ProductEnvironment
+from worker.verify.junit import junit_test_name, parse_junit
 from worker.verify.sandbox import (
     NO_BWRAP_WARNING,
     bwrap_command,
-    junit_test_name,
-    parse_junit,
     python_installation,
     run_sandboxed,
     sandbox_available,

@@ -14,8 +14,8 @@ import pytest
 
 from worker.verify import evidence
 from worker.verify.gate import Verdict
+from worker.verify.junit import parse_junit
 from worker.verify.model import RunResult, SideResult
-from worker.verify.sandbox import parse_junit
 
 TESTS = """import pytest
 

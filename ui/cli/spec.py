@@ -14,6 +14,7 @@ from rich.table import Table
 from core.errors import InputError
 from core.spec import Spec, check_spec_file
 from core.spec.layout import layout_notes
+from core.spec.model import Output
 from core.spec.schema import spec_json_schema
 from ui.cli.common import EXIT_INVALID, EXIT_OK, EXIT_USAGE, console, err_console, reported_errors
 
@@ -136,6 +137,27 @@ def _shown_type(logical: str, declared: str) -> str:
     return logical if declared == logical else escape(f"{logical} (declared {declared})")
 
 
+def _output_table(output: Output) -> Table:
+    """One output's columns: type, whether required, what it means and why it is there."""
+    key = ", ".join(output.primary_key) or "none"
+    table = Table(
+        title=f"Output {output.name} ({output.format}: {output.path}; key: {key})",
+        title_justify="left",
+        show_lines=True,
+    )
+    for heading in ("column", "type", "required", "description", "why"):
+        table.add_column(heading, overflow="fold")
+    for column in output.columns:
+        table.add_row(
+            column.name,
+            _shown_type(column.type, column.declared_type),
+            "yes" if column.required else "",
+            escape(column.description or "[missing]"),
+            escape(column.why or "[missing]"),
+        )
+    return table
+
+
 def render_spec(spec: Spec) -> None:
     owners = ", ".join(spec.owners)
     tags = ", ".join(spec.tags) or "-"
@@ -155,23 +177,7 @@ def render_spec(spec: Spec) -> None:
             inputs.add_row(item.name, item.format, item.fixture, "; ".join(item.expectations))
         console.print(inputs)
     for output in spec.outputs:
-        key = ", ".join(output.primary_key) or "none"
-        table = Table(
-            title=f"Output {output.name} ({output.format}: {output.path}; key: {key})",
-            title_justify="left",
-            show_lines=True,
-        )
-        for heading in ("column", "type", "required", "description", "why"):
-            table.add_column(heading, overflow="fold")
-        for column in output.columns:
-            table.add_row(
-                column.name,
-                _shown_type(column.type, column.declared_type),
-                "yes" if column.required else "",
-                escape(column.description or "[missing]"),
-                escape(column.why or "[missing]"),
-            )
-        console.print(table)
+        console.print(_output_table(output))
     if spec.requirements:
         table = Table(title="Requirements", title_justify="left", show_lines=True)
         for heading in ("id", "requirement", "proved by"):

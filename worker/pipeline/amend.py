@@ -26,11 +26,11 @@ from agent.amend import (
     CheckedDraft,
     Conflict,
     DraftInvalid,
-    amend_spec_text,
     check_draft,
     draft_messages,
     parse_draft,
 )
+from agent.amend_text import amend_spec_text
 from agent.budget import DatabaseRecorder
 from agent.llm import Message
 from core.db import AmendmentRequest, AuditEntry, PolicySetRecord, Product, ledger

@@ -24,16 +24,11 @@ from sqlalchemy import Engine
 from agent.amend import implement_task
 from agent.budget import Budget, DatabaseRecorder
 from agent.context import ContextInputs
+from agent.deterministic import DeterministicChange, deterministic_from_dependencies
 from agent.guards import GuardContext
 from agent.llm import LLMPlanner
-from agent.loop import (
-    Check,
-    DeterministicChange,
-    LoopOutcome,
-    PlanRequest,
-    deterministic_from_dependencies,
-    run_loop,
-)
+from agent.loop import run_loop
+from agent.loop_model import Check, LoopOutcome, PlanRequest
 from agent.plan import Rationale
 from core.errors import SpecInvalid
 from core.settings import Settings

@@ -21,12 +21,8 @@ from pathlib import Path
 from core.spec.model import FailureMode, Spec
 from core.windows import iso_week
 from policies.findings import Finding, unmatched
-from worker.verify.contract import (
-    check_against_baseline,
-    check_against_spec,
-    contract_ok,
-    null_and_enum_violations,
-)
+from worker.verify.contract import check_against_baseline, check_against_spec, contract_ok
+from worker.verify.contract_data import null_and_enum_violations
 from worker.verify.data import data_ok, diff_output
 from worker.verify.environments import EnvironmentCache, ProductEnvironment
 from worker.verify.evidence import weaker_test_evidence

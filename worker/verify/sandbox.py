@@ -33,49 +33,33 @@ duckdb, numpy and pandas import and run a 64-thread duckdb query under 1024 MB (
 the worker image), so it does not get in the way of the usual stack. Limits from a spec are
 capped by :data:`MAX_TIMEOUT_SECONDS` and :data:`MAX_MEMORY_MB` whatever it says.
 
-:func:`parse_junit` reads the JUnit XML report a test run wrote (``pytest --junitxml``) into a
-:class:`TestSummary`; a report with a DOCTYPE (entity tricks) is refused.
+The process itself is run by :mod:`worker.verify.bounded_run`; the JUnit report it wrote is
+read by :mod:`worker.verify.junit`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
-import os
-import resource
 import shlex
 import shutil
-import signal
 import subprocess
 import tempfile
-import threading
-import time
-import xml.etree.ElementTree as ElementTree
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import IO
-from xml.parsers import expat
 
 from core.errors import VerificationError
 from core.log import get_logger
-from worker.reaper import die_with_parent, forget_group, record_group
+from worker.verify.bounded_run import run_bounded
 from worker.verify.environments import ProductEnvironment
-from worker.verify.model import RunResult, SandboxKind, TestCase, TestOutcome, TestSummary
+from worker.verify.junit import parse_junit
+from worker.verify.model import RunResult, SandboxKind
 from worker.verify.sandbox_policy import SandboxRefused, current_decision
 
 # Caps over whatever a spec asks for: no run holds a worker longer or uses more.
 MAX_TIMEOUT_SECONDS = 3600.0
 MAX_MEMORY_MB = 8192
 DEFAULT_MAX_OUTPUT_BYTES = 64 * 1024
-KILL_GRACE_SECONDS = 2.0  # between SIGTERM and SIGKILL at the timeout
-READ_CHUNK_BYTES = 64 * 1024
-# After the command ended: how long to wait for its output pipes to close and its process
-# group to empty before reporting leftovers.
-DRAIN_SECONDS = 5.0
-MAX_JUNIT_BYTES = 50 * 1024 * 1024
-MAX_CASES = 5000
-MAX_MESSAGE_LINES = 20
-MAX_MESSAGE_CHARS = 2000
 
 NO_BWRAP_WARNING = "UNSANDBOXED: bubblewrap unavailable: network and filesystem not isolated"
 SANDBOX_PATH = "/usr/local/bin:/usr/bin:/bin"
@@ -214,7 +198,9 @@ def run_sandboxed(
                 env, home=str(scratch / "tmp" / "home"), tmp=str(scratch / "tmp")
             )
         kind: SandboxKind = "bwrap" if bwrap else "subprocess"
-        result = _run(command, argv, worktree, environment, kind, timeout, memory, max_output_bytes)
+        result = run_bounded(
+            command, argv, worktree, environment, kind, timeout, memory, max_output_bytes
+        )
     junit = None
     if junit_xml is not None:
         try:
@@ -349,328 +335,3 @@ def _system_mounts() -> list[str]:
         for match in sorted(Path("/etc").glob(entry)):
             argv += ["--ro-bind-try", str(match), str(match)]
     return argv
-
-
-# ---------------------------------------------------------------------------------------------
-# running
-
-
-class _Tail:
-    """The last ``limit`` bytes of a stream, and how many bytes came before them."""
-
-    def __init__(self, limit: int) -> None:
-        self.limit = max(limit, 0)
-        self.data = bytearray()
-        self.total = 0
-        # a reader stuck on a pipe a leftover process holds may still add while we read
-        self.lock = threading.Lock()
-
-    def add(self, chunk: bytes) -> None:
-        with self.lock:
-            self.total += len(chunk)
-            self.data += chunk
-            if len(self.data) > self.limit:
-                del self.data[: len(self.data) - self.limit]
-
-    def snapshot(self) -> tuple[bytes, int]:
-        """The bytes kept and how many were cut before them."""
-        with self.lock:
-            return bytes(self.data), self.total - len(self.data)
-
-    def text(self) -> str:
-        data, cut = self.snapshot()
-        kept = data.decode("utf-8", errors="replace")
-        return f"[... {_size(cut)} cut ...]\n{kept}" if cut else kept
-
-
-def _size(count: int) -> str:
-    value = float(count)
-    for unit in ("bytes", "KB", "MB", "GB"):
-        if value < 1024 or unit == "GB":
-            return f"{count} bytes" if unit == "bytes" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{count} bytes"  # pragma: no cover - the loop always returns
-
-
-def _reader(stream: IO[bytes], tail: _Tail) -> threading.Thread:
-    def pump() -> None:
-        # the stream is closed here, never by the caller: closing a buffered reader that
-        # another thread is blocked in would block the caller too
-        with contextlib.suppress(OSError, ValueError), stream:
-            while chunk := stream.read(READ_CHUNK_BYTES):
-                tail.add(chunk)
-
-    thread = threading.Thread(target=pump, name="sandbox-output", daemon=True)
-    thread.start()
-    return thread
-
-
-def _limits(memory_mb: int) -> Callable[[], None]:
-    limit = memory_mb * 1024 * 1024
-
-    def apply() -> None:
-        # runs in the child between fork and exec: only system calls, no locks taken
-        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # no core files in the worktree
-        die_with_parent()  # a SIGKILLed worker takes its build with it (worker/reaper.py)
-
-    return apply
-
-
-class _Outcome:
-    def __init__(self) -> None:
-        self.exit_code: int | None = None
-        self.duration_seconds = 0.0
-        self.stdout = ""
-        self.stderr = ""
-        self.timed_out = False
-        self.killed_reason: str | None = None
-        self.warnings: tuple[str, ...] = ()
-
-
-def _run(
-    command: str,
-    argv: Sequence[str],
-    cwd: Path,
-    environment: dict[str, str],
-    kind: SandboxKind,
-    timeout: float,
-    memory_mb: int,
-    max_output_bytes: int,
-) -> _Outcome:
-    outcome = _Outcome()
-    stdout, stderr = _Tail(max_output_bytes), _Tail(max_output_bytes)
-    started = time.perf_counter()
-    try:
-        process = subprocess.Popen(
-            list(argv),
-            cwd=cwd,
-            env=environment,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            start_new_session=True,  # its own process group: killed as one
-            preexec_fn=_limits(memory_mb),  # only setrlimit: see _limits
-            close_fds=True,
-        )
-    except FileNotFoundError as error:
-        # what a shell says; bwrap reports the same as "execvp ...: No such file" itself
-        outcome.exit_code = 127
-        outcome.stderr = f"command not found: {error.filename or argv[0]}"
-        return outcome
-    except OSError as error:
-        raise VerificationError(f"cannot start {command!r}: {error}") from error
-    record_group(process.pid)  # killed by the reaper if this worker dies mid-run
-    assert process.stdout is not None and process.stderr is not None
-    readers = [_reader(process.stdout, stdout), _reader(process.stderr, stderr)]
-    try:
-        try:
-            process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            outcome.timed_out = True
-            outcome.killed_reason = f"exceeded {timeout:g} s"
-            _signal_group(process.pid, signal.SIGTERM)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                process.wait(timeout=KILL_GRACE_SECONDS)
-    finally:
-        # whatever the command left behind in its group (a daemon, a child ignoring
-        # SIGTERM) goes too; under bwrap its pid namespace dies with it anyway
-        _signal_group(process.pid, signal.SIGKILL)
-        process.wait()
-    outcome.duration_seconds = time.perf_counter() - started
-    leftovers = not _group_empty(process.pid, DRAIN_SECONDS)
-    if not leftovers:
-        forget_group(process.pid)
-    drained = time.monotonic() + DRAIN_SECONDS
-    for thread in readers:
-        # a reader still blocked here means a leftover holds the pipe (only possible without
-        # bwrap, for a process that left the group); it is a daemon thread and is left behind
-        thread.join(timeout=max(drained - time.monotonic(), 0.01))
-    warnings = []
-    if leftovers or any(thread.is_alive() for thread in readers):
-        warnings.append("processes of the run outlived it and could not all be stopped")
-    outcome.warnings = tuple(warnings)
-    outcome.stdout, outcome.stderr = stdout.text(), stderr.text()
-    if not outcome.timed_out:
-        outcome.exit_code = process.returncode
-        if process.returncode != 0 and _out_of_memory(stderr):
-            outcome.killed_reason = f"exceeded {memory_mb} MB"
-    return outcome
-
-
-def _signal_group(group: int, signal_number: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(group, signal_number)
-
-
-def _group_empty(group: int, within: float) -> bool:
-    """Whether the process group is gone (zombies waiting for init to reap them count)."""
-    deadline = time.monotonic() + within
-    while True:
-        try:
-            os.killpg(group, 0)
-        except ProcessLookupError:
-            return True
-        except PermissionError:
-            return False
-        if not any(_alive(pid) for pid in _group_members(group)):
-            return True
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(0.05)
-
-
-def _group_members(group: int) -> Iterable[int]:
-    for entry in os.scandir("/proc"):
-        if entry.name.isdigit():
-            with contextlib.suppress(OSError, ValueError, IndexError):
-                stat = Path(entry.path, "stat").read_text()
-                fields = stat.rsplit(")", 1)[1].split()
-                if int(fields[2]) == group:
-                    yield int(entry.name)
-
-
-def _alive(pid: int) -> bool:
-    """Running or sleeping; a zombie has already stopped."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
-
-
-_MEMORY_ERRORS = (b"MemoryError", b"std::bad_alloc", b"Cannot allocate memory", b"out of memory")
-
-
-def _out_of_memory(stderr: _Tail) -> bool:
-    """Whether the end of stderr says an allocation failed (the limit is an rlimit, so the
-    process is not killed: it fails in its own way)."""
-    tail = stderr.snapshot()[0][-4096:]
-    return any(marker in tail for marker in _MEMORY_ERRORS)
-
-
-# ---------------------------------------------------------------------------------------------
-# JUnit XML
-
-
-def parse_junit(path: Path, root: Path | None = None) -> TestSummary | None:
-    """The test results a JUnit XML report holds; None when there is no report.
-
-    ``root``, the checkout the tests ran in, lets test names be given as pytest prints them.
-
-    Counts come from the ``<testcase>`` elements (a suite's own totals only when it lists
-    none). Raises :class:`VerificationError` for a report that is too big, is not XML, or
-    declares a DOCTYPE: entities could expand without bound or read local files.
-    """
-    try:
-        size = path.stat().st_size
-    except FileNotFoundError:
-        return None
-    except OSError as error:
-        raise VerificationError(f"JUnit report {path.name} cannot be read: {error}") from error
-    if size > MAX_JUNIT_BYTES:
-        raise VerificationError(f"JUnit report {path.name} refused: {_size(size)} is too big")
-    data = path.read_bytes()
-    _refuse_doctype(data, path.name)
-    try:
-        document = ElementTree.fromstring(data)  # noqa: S314 - no DOCTYPE: checked above
-    except ElementTree.ParseError as error:
-        raise VerificationError(f"JUnit report {path.name} is not XML: {error}") from error
-    cases = [_case(element, root) for element in document.iter("testcase")]
-    if not cases:
-        return _suite_totals(document)
-    counts = {outcome: 0 for outcome in ("passed", "failed", "skipped", "error")}
-    for case in cases:
-        counts[case.outcome] += 1
-    if len(cases) > MAX_CASES:  # keep every failure; passing cases are what is dropped
-        interesting = [case for case in cases if case.outcome != "passed"][:MAX_CASES]
-        passing = [case for case in cases if case.outcome == "passed"]
-        cases = interesting + passing[: MAX_CASES - len(interesting)]
-    return TestSummary(
-        total=sum(counts.values()),
-        passed=counts["passed"],
-        failed=counts["failed"],
-        skipped=counts["skipped"],
-        errors=counts["error"],
-        cases=tuple(cases),
-    )
-
-
-def _refuse_doctype(data: bytes, name: str) -> None:
-    """A first pass with expat that stops at a DOCTYPE, whatever the report's encoding."""
-
-    def refuse(*_: object) -> None:
-        raise VerificationError(f"JUnit report {name} refused: it declares a DOCTYPE")
-
-    parser = expat.ParserCreate()
-    parser.StartDoctypeDeclHandler = refuse
-    parser.EntityDeclHandler = refuse
-    try:
-        parser.Parse(data, True)
-    except expat.ExpatError as error:
-        raise VerificationError(f"JUnit report {name} is not XML: {error}") from error
-
-
-_OUTCOMES: tuple[tuple[str, TestOutcome], ...] = (
-    ("failure", "failed"),
-    ("error", "error"),
-    ("skipped", "skipped"),
-)
-
-
-def _case(element: ElementTree.Element, root: Path | None) -> TestCase:
-    name = junit_test_name(
-        element.get("classname", ""), element.get("name", ""), element.get("file"), root
-    )
-    for child, outcome in _OUTCOMES:
-        found = element.find(child)
-        if found is not None:
-            return TestCase(name=name, outcome=outcome, message=_message(found))
-    return TestCase(name=name, outcome="passed")
-
-
-def junit_test_name(
-    classname: str, name: str, file: str | None = None, root: Path | None = None
-) -> str:
-    """A test's name as pytest prints it (``tests/test_x.py::TestY::test_z``) when the report
-    or the checkout tells which part of the dotted ``classname`` is the module's file;
-    ``classname::name`` otherwise.
-    """
-    parts = classname.split(".") if classname else []
-    if file:
-        # pytest's xunit1 names the file: file="tests/test_x.py" classname="tests.test_x.TestY"
-        module = file.removesuffix(".py").replace("/", ".")
-        inner = classname.removeprefix(module).lstrip(".")
-        return "::".join([file, *(inner.split(".") if inner else []), name])
-    if root is not None:
-        # xunit2 (pytest's default) does not: the longest dotted prefix that is a file is it
-        for end in range(len(parts), 0, -1):
-            path = "/".join(parts[:end]) + ".py"
-            if (root / path).is_file():
-                return "::".join([path, *parts[end:], name])
-    return f"{classname}::{name}" if classname else name
-
-
-def _message(element: ElementTree.Element) -> str:
-    parts = [element.get("message", "").strip(), (element.text or "").strip()]
-    text = "\n".join(part for part in parts if part)
-    lines = text.splitlines()
-    if len(lines) > MAX_MESSAGE_LINES:
-        text = "\n".join(lines[:MAX_MESSAGE_LINES]) + "\n…"
-    return text if len(text) <= MAX_MESSAGE_CHARS else text[: MAX_MESSAGE_CHARS - 1] + "…"
-
-
-def _suite_totals(root: ElementTree.Element) -> TestSummary:
-    suites = [root] if root.tag == "testsuite" else list(root.iter("testsuite"))
-
-    def total(attribute: str) -> int:
-        count = 0
-        for suite in suites:
-            with contextlib.suppress(ValueError):
-                count += int(suite.get(attribute, "0"))
-        return count
-
-    tests, failed, errors = total("tests"), total("failures"), total("errors")
-    skipped = total("skipped") or total("skips")
-    passed = max(tests - failed - errors - skipped, 0)
-    return TestSummary(total=tests, passed=passed, failed=failed, skipped=skipped, errors=errors)
