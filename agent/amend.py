@@ -11,7 +11,7 @@ is done in two steps, and nothing is implemented until the first one holds:
    repurposes an existing column, rewrites or removes an earlier requirement, amendment or
    failure mode without the request saying so in as many words is a conflict returned to the
    owner, never an edit. What passes is written into the spec text by
-   :func:`agent.amend_text.amend_spec_text`
+   :func:`specfleet.agent.amend_text.amend_spec_text`
    (round-trip YAML, so the owner's formatting and comments stay and the diff is small).
 
 The implementation of the whole amended spec is then the ordinary planning loop, on a base
@@ -29,10 +29,10 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from agent.plan import unfence
-from agent.sanitise import fence, sanitise
-from core.errors import InputError
-from core.spec.model import CLAUSE_ID_PATTERN, Spec
+from specfleet.agent.plan import unfence
+from specfleet.agent.sanitise import fence, sanitise
+from specfleet.core.errors import InputError
+from specfleet.core.spec.model import CLAUSE_ID_PATTERN, Spec
 
 MAX_REQUEST_CHARS = 2000
 

@@ -11,9 +11,9 @@ from typing import Any
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
-from agent.amend import AmendmentAsk, CheckedDraft, DraftInvalid
-from core.spec.loader import check_spec_bytes
-from core.yamldoc import alias_bomb
+from specfleet.agent.amend import AmendmentAsk, CheckedDraft, DraftInvalid
+from specfleet.core.spec.loader import check_spec_bytes
+from specfleet.core.yamldoc import alias_bomb
 
 
 def _yaml() -> YAML:

@@ -14,8 +14,8 @@ from typing import Protocol
 from sqlalchemy import Engine
 from sqlmodel import Session, col, func, select
 
-from core.db import LLMCall, session_scope
-from core.settings import Settings
+from specfleet.core.db import LLMCall, session_scope
+from specfleet.core.settings import Settings
 
 
 @dataclass(frozen=True)

@@ -3,14 +3,14 @@
 Order (so provider prompt caching reuses the prefix across the whole fleet):
 
 1. the instructions (system message, identical for every product), then the spec format
-   reference and the plan's JSON schema (:mod:`agent.prompts.reference`);
+   reference and the plan's JSON schema (:mod:`specfleet.agent.prompts.reference`);
 2. the organisation's policy rules, all of them, sorted by id (same system message: identical
    for every product under the same policy set);
 3. the product (user message): which rules apply and which are new since its last merged
    proposal, the spec (purpose, requirements, outputs with why, amendments), the health
    report and findings, the deterministic remediators' proposal, and the relevant files. The
    spec, health and findings are rendered compactly and without repeating what the prompt
-   already says (:mod:`agent.prompts.product`; see docs/prompt-economy.md).
+   already says (:mod:`specfleet.agent.prompts.product`; see docs/prompt-economy.md).
 
 The "new" marks are listed in the product section rather than beside each rule in section 2:
 they differ per product, and putting them there would end the shared prefix at the first one.
@@ -18,7 +18,7 @@ they differ per product, and putting them there would end the shared prefix at t
 Relevant files are chosen from the spec's entry points (the build command's module), the
 local modules those import (and the SQL models beside them), the files findings point at, and
 the dependency file; when they exceed the token budget the largest are truncated first, each with
-a note. Everything from the repository is sanitised (:mod:`agent.sanitise`) and fenced.
+a note. Everything from the repository is sanitised (:mod:`specfleet.agent.sanitise`) and fenced.
 Tokens are estimated as characters / 4 (:data:`TOKENIZER`): deterministic and dependency-free.
 """
 
@@ -34,19 +34,19 @@ from pathlib import Path
 
 import yaml
 
-from agent.prompts import instructions
-from agent.prompts.product import (
+from specfleet.agent.prompts import instructions
+from specfleet.agent.prompts.product import (
     advisories_shown,
     compact_spec_yaml,
     finding_message,
     health_lines,
 )
-from agent.prompts.reference import spec_reference
-from agent.sanitise import fence, sanitise, strip_hidden
-from core.health.report import HealthReport
-from core.spec.model import Spec
-from policies.findings import Finding
-from policies.model import Rule
+from specfleet.agent.prompts.reference import spec_reference
+from specfleet.agent.sanitise import fence, sanitise, strip_hidden
+from specfleet.core.health.report import HealthReport
+from specfleet.core.spec.model import Spec
+from specfleet.policies.findings import Finding
+from specfleet.policies.model import Rule
 
 TOKENIZER = "chars/4"
 MAX_FILE_BYTES_READ = 512 * 1024

@@ -9,9 +9,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from agent.plan import AmendmentDraft, Rationale
-from agent.remediators.dependencies import DependencyProposal, apply_proposal
-from core.health.pins import PinSet
+from specfleet.agent.plan import AmendmentDraft, Rationale
+from specfleet.agent.remediators.dependencies import DependencyProposal, apply_proposal
+from specfleet.core.health.pins import PinSet
 
 
 @dataclass(frozen=True)

@@ -33,11 +33,11 @@ from pathlib import Path
 
 import yaml
 
-from agent.edits import EditMiss, apply_search_replace
-from agent.paths import confusable_problem, repository_files, spelling_problem
-from agent.plan import AmendmentDraft, Edit, Plan
-from agent.plan_checks import claims_problem, whole_file_problems
-from agent.protected import (
+from specfleet.agent.edits import EditMiss, apply_search_replace
+from specfleet.agent.paths import confusable_problem, repository_files, spelling_problem
+from specfleet.agent.plan import AmendmentDraft, Edit, Plan
+from specfleet.agent.plan_checks import claims_problem, whole_file_problems
+from specfleet.agent.protected import (
     CI_REASON,
     Evidence,
     ci_configuration,
@@ -45,12 +45,12 @@ from agent.protected import (
     glob_match,
     protection_problem,
 )
-from agent.requirements_edits import is_requirements_file, requirements_problem
-from agent.sanitise import BIDI_CONTROLS, INVISIBLE
-from core.secrets import contains_known_secret, find_secret_shapes
-from core.spec.amendment_text import append_amendment as append_amendment_text
-from core.spec.loader import check_spec_bytes
-from core.yamldoc import YamlTooLarge, safe_load_all_bounded
+from specfleet.agent.requirements_edits import is_requirements_file, requirements_problem
+from specfleet.agent.sanitise import BIDI_CONTROLS, INVISIBLE
+from specfleet.core.secrets import contains_known_secret, find_secret_shapes
+from specfleet.core.spec.amendment_text import append_amendment as append_amendment_text
+from specfleet.core.spec.loader import check_spec_bytes
+from specfleet.core.yamldoc import YamlTooLarge, safe_load_all_bounded
 
 SPEC_PATH = "dataproduct.yaml"
 

@@ -6,7 +6,7 @@ itself retries 429, 408, 409, 5xx and timeouts with exponential backoff and hono
 the endpoint refuses ``response_format`` (vLLM, llama.cpp and Ollama versions differ), and
 returns every call's usage and estimated cost. Failures the planner can turn into an outcome
 (a timeout, rate limits that outlast the retries, a 5xx) are values; a misconfigured or
-unauthorised endpoint raises :class:`core.errors.LLMError`.
+unauthorised endpoint raises :class:`specfleet.core.errors.LLMError`.
 
 :class:`LLMPlanner` turns a prompt into a :class:`agent.plan.Plan`: it redacts secrets from
 every message before it leaves the process, parses the answer, and records the call.
@@ -21,12 +21,12 @@ from typing import Any, Literal
 
 import openai
 
-from agent.budget import CallRecord
-from agent.plan import PLAN_JSON_SCHEMA, Plan, parse_plan
-from core.errors import InputError, LLMError
-from core.metrics import count_llm_call
-from core.secrets import redact_text
-from core.settings import Settings
+from specfleet.agent.budget import CallRecord
+from specfleet.agent.plan import PLAN_JSON_SCHEMA, Plan, parse_plan
+from specfleet.core.errors import InputError, LLMError
+from specfleet.core.metrics import count_llm_call
+from specfleet.core.secrets import redact_text
+from specfleet.core.settings import Settings
 
 Message = dict[str, str]  # {"role": "system" | "user" | "assistant", "content": ...}
 Outcome = Literal["ok", "invalid", "error", "timeout"]
@@ -296,7 +296,7 @@ class LLMPlanner:
         """One call under ``schema``; the text is parsed by ``parse`` (default: a plan).
 
         The reply's ``plan`` holds whatever ``parse`` returned; a parse error (an
-        :class:`~core.errors.InputError`) makes the call ``invalid`` with its message.
+        :class:`~specfleet.core.errors.InputError`) makes the call ``invalid`` with its message.
         """
         completion = self.client.complete(self.redact(messages), schema)
         parsed: Any = None

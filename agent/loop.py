@@ -27,7 +27,7 @@ amendment and rationale), ``no-change`` (why the current implementation stays), 
 ``needs-human`` (no green candidate within rounds and budget: ``tried`` lists every attempt),
 with rounds, calls, tokens and cost either way.
 
-The values live in :mod:`agent.loop_model`, the endings in :mod:`agent.loop_outcome`; this
+The values live in :mod:`agent.loop_model`, the endings in :mod:`specfleet.agent.loop_outcome`; this
 module is the rounds themselves, each a few named steps.
 """
 
@@ -38,13 +38,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from agent.budget import Budget, UsageRecorder
-from agent.context import build_prompt, estimate_tokens
-from agent.deterministic import DeterministicChange
-from agent.guards import review_plan, write_staged
-from agent.llm import Message, PlannerReply
-from agent.loop_model import Check, LoopOutcome, Outcome, Planner, PlanRequest
-from agent.loop_outcome import (
+from specfleet.agent.budget import Budget, UsageRecorder
+from specfleet.agent.context import build_prompt, estimate_tokens
+from specfleet.agent.deterministic import DeterministicChange
+from specfleet.agent.guards import review_plan, write_staged
+from specfleet.agent.llm import Message, PlannerReply
+from specfleet.agent.loop_model import Check, LoopOutcome, Outcome, Planner, PlanRequest
+from specfleet.agent.loop_outcome import (
     Candidate,
     Tally,
     decide_deterministic,
@@ -52,8 +52,8 @@ from agent.loop_outcome import (
     finish,
     proposed,
 )
-from agent.sanitise import fence, sanitise
-from agent.tree_diff import changed_files
+from specfleet.agent.sanitise import fence, sanitise
+from specfleet.agent.tree_diff import changed_files
 
 COPY_IGNORE = shutil.ignore_patterns(".git", "__pycache__", ".pytest_cache", ".venv")
 MAX_FEEDBACK_CHARS = 12_000

@@ -10,10 +10,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Protocol
 
-from agent.context import ContextInputs
-from agent.guards import GuardContext
-from agent.llm import Message, PlannerReply
-from agent.plan import AmendmentDraft, Rationale
+from specfleet.agent.context import ContextInputs
+from specfleet.agent.guards import GuardContext
+from specfleet.agent.llm import Message, PlannerReply
+from specfleet.agent.plan import AmendmentDraft, Rationale
 
 Outcome = Literal["proposed", "no-change", "needs-human"]
 Source = Literal["llm", "deterministic", "none"]

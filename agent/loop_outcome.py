@@ -9,12 +9,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from agent.budget import CallRecord
-from agent.deterministic import DeterministicChange
-from agent.guards import append_amendment, spec_problem
-from agent.loop_model import Check, LoopOutcome, Outcome, PlanRequest, Source
-from agent.plan import Plan
-from agent.tree_diff import changed_files, unified_diff
+from specfleet.agent.budget import CallRecord
+from specfleet.agent.deterministic import DeterministicChange
+from specfleet.agent.guards import append_amendment, spec_problem
+from specfleet.agent.loop_model import Check, LoopOutcome, Outcome, PlanRequest, Source
+from specfleet.agent.plan import Plan
+from specfleet.agent.tree_diff import changed_files, unified_diff
 
 
 @dataclass

@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from core.errors import InputError
+from specfleet.core.errors import InputError
 
 EditKind = Literal["replace", "write", "delete"]
 

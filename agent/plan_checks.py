@@ -16,9 +16,9 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from agent.plan import Plan
-from agent.sanitise import BIDI_CONTROLS
-from core.secrets import contains_known_secret, find_secret_shapes
+from specfleet.agent.plan import Plan
+from specfleet.agent.sanitise import BIDI_CONTROLS
+from specfleet.core.secrets import contains_known_secret, find_secret_shapes
 
 CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 SPEC_IDS = re.compile(r"^[RA]\d+$")

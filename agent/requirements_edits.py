@@ -15,7 +15,7 @@ from pathlib import PurePosixPath
 
 from packaging.requirements import InvalidRequirement, Requirement
 
-from core.health.depfiles import (
+from specfleet.core.health.depfiles import (
     OptionSyntaxError,
     logical_lines,
     looks_like_path_or_url,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from core.secrets import redact_text
+from specfleet.core.secrets import redact_text
 
 # Zero-width and other invisible format characters, the bidi controls of "Trojan Source"
 # (CVE-2021-42574), and the Unicode tag block used to smuggle hidden ASCII.

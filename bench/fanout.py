@@ -35,11 +35,11 @@ sys.path.insert(0, str(REPO_ROOT))
 from sqlalchemy import delete, insert  # noqa: E402
 from sqlmodel import select  # noqa: E402
 
-from core.db import Evaluation, Product, ensure_schema, make_engine, session_scope  # noqa: E402
-from core.db.types import utcnow  # noqa: E402
-from core.settings import Settings  # noqa: E402
-from scheduler.due import Schedule  # noqa: E402
-from scheduler.fanout import fan_out_window  # noqa: E402
+from specfleet.core.db import Evaluation, Product, ensure_schema, make_engine, session_scope  # noqa: E402
+from specfleet.core.db.types import utcnow  # noqa: E402
+from specfleet.core.settings import Settings  # noqa: E402
+from specfleet.scheduler.due import Schedule  # noqa: E402
+from specfleet.scheduler.fanout import fan_out_window  # noqa: E402
 
 TARGET_SECONDS = 5.0
 TARGET_SPEEDUP = 10.0
@@ -131,7 +131,7 @@ def reset(engine: object, client: object, queue: str) -> None:
 
 
 def fan_out(engine: object, app: object, settings: Settings) -> float:
-    from worker.tasks import send_evaluations
+    from specfleet.worker.tasks import send_evaluations
 
     schedule = Schedule.from_config(settings.window_cron, settings.timezone)
     start = time.perf_counter()
@@ -183,7 +183,7 @@ def main() -> int:
             else:
                 database_url = f"sqlite:///{root / 'specfleet.db'}"
             settings = Settings(home=root / "home", database_url=database_url, redis_url=redis_url)
-            from worker.app import QUEUE, make_app
+            from specfleet.worker.app import QUEUE, make_app
 
             app = make_app(settings)
             engine = make_engine(database_url)

@@ -34,20 +34,20 @@ sys.path.insert(0, str(REPO_ROOT))
 
 from sqlmodel import Session, col, select  # noqa: E402
 
-from core.db import StageResult, ensure_schema, make_engine  # noqa: E402
-from core.forges.local import LocalForge  # noqa: E402
-from core.git import MirrorCache  # noqa: E402
-from core.health.advisories import OsvDirectory  # noqa: E402
-from core.health.releases import DiskFactsCache, IndexClient  # noqa: E402
-from core.registry.decisions import Registration  # noqa: E402
-from core.registry.store import Registry  # noqa: E402
-from policies.packs import load_pack  # noqa: E402
-from policies.store import publish  # noqa: E402
-from ui.examples import materialise_examples  # noqa: E402
-from worker.pipeline import queue_evaluation, run_evaluation  # noqa: E402
-from worker.pipeline.deps import PipelineDeps  # noqa: E402
-from worker.verify.environments import EnvironmentCache  # noqa: E402
-from worker.verify.results import SideResultCache  # noqa: E402
+from specfleet.core.db import StageResult, ensure_schema, make_engine  # noqa: E402
+from specfleet.core.forges.local import LocalForge  # noqa: E402
+from specfleet.core.git import MirrorCache  # noqa: E402
+from specfleet.core.health.advisories import OsvDirectory  # noqa: E402
+from specfleet.core.health.releases import DiskFactsCache, IndexClient  # noqa: E402
+from specfleet.core.registry.decisions import Registration  # noqa: E402
+from specfleet.core.registry.store import Registry  # noqa: E402
+from specfleet.examples import materialise_examples  # noqa: E402
+from specfleet.policies.packs import load_pack  # noqa: E402
+from specfleet.policies.store import publish  # noqa: E402
+from specfleet.worker.pipeline import queue_evaluation, run_evaluation  # noqa: E402
+from specfleet.worker.pipeline.deps import PipelineDeps  # noqa: E402
+from specfleet.worker.verify.environments import EnvironmentCache  # noqa: E402
+from specfleet.worker.verify.results import SideResultCache  # noqa: E402
 
 TARGET_COLD_SECONDS = 30.0
 TARGET_WARM_SECONDS = 10.0

@@ -27,10 +27,10 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
-from core.health.advisories import OsvDirectory  # noqa: E402
-from core.health.releases import DiskFactsCache, IndexClient  # noqa: E402
-from core.health.report import check_health  # noqa: E402
-from core.spec import load_spec  # noqa: E402
+from specfleet.core.health.advisories import OsvDirectory  # noqa: E402
+from specfleet.core.health.releases import DiskFactsCache, IndexClient  # noqa: E402
+from specfleet.core.health.report import check_health  # noqa: E402
+from specfleet.core.spec import load_spec  # noqa: E402
 
 REQUIREMENTS = REPO_ROOT / "bench" / "data" / "requirements-100.txt"
 SNAPSHOT = REPO_ROOT.parent / "shared" / "data" / "advisory-database"

@@ -28,7 +28,7 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
-from core.health.advisories import OsvDirectory, start_server  # noqa: E402
+from specfleet.core.health.advisories import OsvDirectory, start_server  # noqa: E402
 
 REQUIREMENTS = REPO_ROOT / "bench" / "data" / "requirements-100.txt"
 SNAPSHOT = REPO_ROOT.parent / "shared" / "data" / "advisory-database"

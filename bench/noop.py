@@ -41,7 +41,7 @@ sys.path.insert(0, str(REPO_ROOT))
 from sqlmodel import col, select  # noqa: E402
 
 from bench.fanout import POSTGRES_ADMIN_URL, create_database, drop_database  # noqa: E402
-from core.db import (  # noqa: E402
+from specfleet.core.db import (  # noqa: E402
     Evaluation,
     Product,
     StageResult,
@@ -49,10 +49,10 @@ from core.db import (  # noqa: E402
     make_engine,
     session_scope,
 )
-from core.log import configure_logging  # noqa: E402
-from core.settings import Settings  # noqa: E402
-from scheduler.due import Schedule  # noqa: E402
-from scheduler.fanout import fan_out_window  # noqa: E402
+from specfleet.core.log import configure_logging  # noqa: E402
+from specfleet.core.settings import Settings  # noqa: E402
+from specfleet.scheduler.due import Schedule  # noqa: E402
+from specfleet.scheduler.fanout import fan_out_window  # noqa: E402
 from tests.support.fake_index import IndexScript, fake_index  # noqa: E402
 
 SPECFLEET = str(Path(sys.executable).with_name("specfleet"))
@@ -87,7 +87,7 @@ def make_repos(root: Path, count: int) -> list[Path]:
 
 
 def run_window(engine: object, app: object, window: str, count: int, worker_log: Path) -> None:
-    from worker.tasks import send_evaluations
+    from specfleet.worker.tasks import send_evaluations
 
     schedule = Schedule.from_config("0 6 * * 1", "UTC")
     result = fan_out_window(
@@ -170,7 +170,7 @@ def trial(
             product_id = f"footfall-{index:04d}"
             repo = sources[index % len(sources)]
             session.add(Product(id=product_id, name=product_id, repo_url=str(repo)))
-    from worker.app import make_app
+    from specfleet.worker.app import make_app
 
     app = make_app(settings)
     log = root / "worker.log"
@@ -206,9 +206,9 @@ def full_evaluation_seconds(root: Path) -> float:
     """One full evaluation that proposes: a vulnerable pin, upgraded, verified (both sides
     built and tested in uv environments, cold cache) and published to the local forge. Run in
     this process against PyPI (network), the same code a worker runs."""
+    from specfleet.worker.pipeline import queue_evaluation, run_evaluation
+    from specfleet.worker.wiring import pipeline_deps
     from tests.worker.fleet import footfall_repo
-    from worker.pipeline import queue_evaluation, run_evaluation
-    from worker.wiring import pipeline_deps
 
     settings = Settings(home=root / "full-home", advisory_dir=ADVISORIES)
     engine = make_engine(settings.resolved_database_url)

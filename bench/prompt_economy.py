@@ -29,14 +29,14 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
-from agent.context import TOKENIZER, ContextInputs, build_prompt, estimate_tokens  # noqa: E402
-from agent.llm import LLMClient, LLMConfig, LLMPlanner  # noqa: E402
-from core.health.advisories.osv_directory import OsvDirectory  # noqa: E402
-from core.health.pins import read_pins  # noqa: E402
-from core.health.report import HealthReport, assess  # noqa: E402
-from core.spec import load_spec  # noqa: E402
-from policies.check import check_product, run_semgrep_rules  # noqa: E402
-from policies.packs import load_pack  # noqa: E402
+from specfleet.agent.context import TOKENIZER, ContextInputs, build_prompt, estimate_tokens  # noqa: E402
+from specfleet.agent.llm import LLMClient, LLMConfig, LLMPlanner  # noqa: E402
+from specfleet.core.health.advisories.osv_directory import OsvDirectory  # noqa: E402
+from specfleet.core.health.pins import read_pins  # noqa: E402
+from specfleet.core.health.report import HealthReport, assess  # noqa: E402
+from specfleet.core.spec import load_spec  # noqa: E402
+from specfleet.policies.check import check_product, run_semgrep_rules  # noqa: E402
+from specfleet.policies.packs import load_pack  # noqa: E402
 from tests.support.scripted_llm import Step, scripted_llm  # noqa: E402
 
 EXAMPLES = ("orders", "customer_revenue", "store_footfall")

@@ -30,9 +30,9 @@ import yaml
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
-from core.log import configure_logging  # noqa: E402
-from core.settings import get_settings  # noqa: E402
-from policies.checks.semgrep import (  # noqa: E402
+from specfleet.core.log import configure_logging  # noqa: E402
+from specfleet.core.settings import get_settings  # noqa: E402
+from specfleet.policies.checks.semgrep import (  # noqa: E402
     SemgrepReport,
     SemgrepRuleSet,
     check_semgrep,

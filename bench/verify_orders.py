@@ -33,10 +33,10 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
-from core.spec import load_spec  # noqa: E402
-from worker.verify.environments import EnvironmentCache  # noqa: E402
-from worker.verify.gate import verify  # noqa: E402
-from worker.verify.results import SideResultCache  # noqa: E402
+from specfleet.core.spec import load_spec  # noqa: E402
+from specfleet.worker.verify.environments import EnvironmentCache  # noqa: E402
+from specfleet.worker.verify.gate import verify  # noqa: E402
+from specfleet.worker.verify.results import SideResultCache  # noqa: E402
 
 TARGET_RATIO = 1 / 3
 

@@ -36,7 +36,7 @@ def build(home: Path, products: int) -> dict[str, object]:
     import git
     from sqlalchemy import insert, select
 
-    from core.db import (
+    from specfleet.core.db import (
         ComplianceRecord,
         Evaluation,
         LLMCall,
@@ -47,14 +47,14 @@ def build(home: Path, products: int) -> dict[str, object]:
         make_engine,
         session_scope,
     )
-    from core.forges.interface import EVERGREEN_BRANCH, BranchPush, MergeRequestParams
-    from core.forges.local import LocalForge
-    from core.git import MirrorCache
-    from core.registry import Registration, Registry
-    from core.windows import iso_week
-    from policies.packs import load_pack
-    from policies.store import publish
-    from ui.web.auth import create_account
+    from specfleet.core.forges.interface import EVERGREEN_BRANCH, BranchPush, MergeRequestParams
+    from specfleet.core.forges.local import LocalForge
+    from specfleet.core.git import MirrorCache
+    from specfleet.core.registry import Registration, Registry
+    from specfleet.core.windows import iso_week
+    from specfleet.policies.packs import load_pack
+    from specfleet.policies.store import publish
+    from specfleet.web.auth import create_account
 
     engine = make_engine(f"sqlite:///{home / 'specfleet.db'}")
     ensure_schema(engine)
@@ -242,8 +242,8 @@ def main(argv: list[str] | None = None) -> int:
 
         from fastapi.testclient import TestClient
 
-        from core.settings import Settings
-        from ui.web.app import create_app
+        from specfleet.core.settings import Settings
+        from specfleet.web.app import create_app
 
         client = TestClient(
             create_app(Settings(home=home, database_url=f"sqlite:///{home / 'specfleet.db'}"))
@@ -265,7 +265,7 @@ def main(argv: list[str] | None = None) -> int:
             "rollout": f"/policies/rules/{facts['rule']}",
             "api: products": "/api/v1/products",
         }
-        from ui.web.auth import issue_token
+        from specfleet.web.auth import issue_token
 
         token = issue_token(client.app.state.web.engine, "viewer", "bench")  # type: ignore[attr-defined]
         targets = []

@@ -77,7 +77,7 @@ def _type_name(field: FieldInfo) -> str:
 def render() -> str:
     """The .env.example text for the Settings model as it is now."""
     sys.path.insert(0, str(ROOT))
-    from core.settings import Settings
+    from specfleet.core.settings import Settings
 
     prefix = Settings.model_config.get("env_prefix", "SPECFLEET_")
     lines = [HEADER, "# --- specfleet settings ------------------------------------------------"]

@@ -14,14 +14,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from core.errors import SpecfleetError
-from core.health.report import HealthReport
-from core.spec.model import Spec
-from core.yamldoc import field_positions, safe_load_bounded
-from policies.checks.dependency import check_dependency_rule
-from policies.checks.spec import check_spec_rule
-from policies.findings import Finding
-from policies.model import Rule
+from specfleet.core.errors import SpecfleetError
+from specfleet.core.health.report import HealthReport
+from specfleet.core.spec.model import Spec
+from specfleet.core.yamldoc import field_positions, safe_load_bounded
+from specfleet.policies.checks.dependency import check_dependency_rule
+from specfleet.policies.checks.spec import check_spec_rule
+from specfleet.policies.findings import Finding
+from specfleet.policies.model import Rule
 
 RuleStatus = Literal["pass", "fail", "not-applicable", "unknown"]
 SemgrepRunner = Callable[[Path, Sequence[Rule], Mapping[str, str]], Sequence[Finding]]
@@ -127,7 +127,7 @@ def run_semgrep_rules(
     repo: Path, rules: Sequence[Rule], semgrep_files: Mapping[str, str], timeout_seconds: int = 120
 ) -> list[Finding]:
     """The :data:`SemgrepRunner` of the real semgrep CLI: all rules in one invocation."""
-    from policies.checks.semgrep import SemgrepRuleSet, check_semgrep
+    from specfleet.policies.checks.semgrep import SemgrepRuleSet, check_semgrep
 
     documents = semgrep_documents(rules, semgrep_files)
     rule_sets = [

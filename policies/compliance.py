@@ -9,9 +9,9 @@ from dataclasses import dataclass
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
-from core.db import ComplianceRecord, Product, session_scope
-from core.windows import iso_week, weeks_between
-from policies.check import ProductCheck, RuleStatus
+from specfleet.core.db import ComplianceRecord, Product, session_scope
+from specfleet.core.windows import iso_week, weeks_between
+from specfleet.policies.check import ProductCheck, RuleStatus
 
 
 def record_check(engine: Engine, check: ProductCheck) -> int:

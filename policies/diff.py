@@ -6,7 +6,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from policies.model import Rule
+from specfleet.policies.model import Rule
 
 
 @dataclass(frozen=True)

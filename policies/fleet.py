@@ -21,9 +21,9 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from core.spec.problems import Problem
-from core.yamldoc import check_yaml
-from policies.model import PolicyModel
+from specfleet.core.spec.problems import Problem
+from specfleet.core.yamldoc import check_yaml
+from specfleet.policies.model import PolicyModel
 
 FLEET_FILE = "fleet.yaml"
 MAX_FLEET_FILE_BYTES = 64 * 1024

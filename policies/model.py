@@ -13,7 +13,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from policies.findings import RuleKind, RuleSeverity
+from specfleet.policies.findings import RuleKind, RuleSeverity
 
 RULE_ID_PATTERN = r"^[A-Z][A-Z0-9]*(-[A-Z0-9]+)+$"
 VulnerabilityThreshold = Literal["any", "low", "medium", "high", "critical"]

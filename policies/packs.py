@@ -21,11 +21,11 @@ from typing import Any
 
 import yaml
 
-from core.errors import InputError, PolicyPackInvalid
-from core.spec.problems import Problem
-from core.yamldoc import YamlTooLarge, check_yaml, safe_load_bounded
-from policies.fleet import load_fleet_rules
-from policies.model import Rule, RuleFile
+from specfleet.core.errors import InputError, PolicyPackInvalid
+from specfleet.core.spec.problems import Problem
+from specfleet.core.yamldoc import YamlTooLarge, check_yaml, safe_load_bounded
+from specfleet.policies.fleet import load_fleet_rules
+from specfleet.policies.model import Rule, RuleFile
 
 MAX_RULE_FILE_BYTES = 256 * 1024
 SemgrepValidator = Callable[[dict[str, Any], str], list[str]]

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import Engine
 from sqlmodel import Session, col, func, select
 
-from core.db import (
+from specfleet.core.db import (
     AuditEntry,
     PolicyRuleRecord,
     PolicySetFleetRules,
@@ -17,11 +17,11 @@ from core.db import (
     Product,
     session_scope,
 )
-from core.db.types import utcnow
-from core.errors import InputError
-from policies.diff import PolicyDiff, ProductFacts, diff_rules, newly_affected
-from policies.model import Rule
-from policies.packs import Pack
+from specfleet.core.db.types import utcnow
+from specfleet.core.errors import InputError
+from specfleet.policies.diff import PolicyDiff, ProductFacts, diff_rules, newly_affected
+from specfleet.policies.model import Rule
+from specfleet.policies.packs import Pack
 
 
 @dataclass(frozen=True)

@@ -19,8 +19,8 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from typing import Any
 
-from core.settings import Settings
-from scheduler.due import Cron
+from specfleet.core.settings import Settings
+from specfleet.scheduler.due import Cron
 
 FAN_OUT_TASK = "specfleet.fan_out_window"
 TRACK_TASK = "specfleet.track_merge_requests"

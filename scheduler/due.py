@@ -17,8 +17,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from core.errors import ConfigurationError
-from core.windows import iso_week, week_start
+from specfleet.core.errors import ConfigurationError
+from specfleet.core.windows import iso_week, week_start
 
 PAUSED = "paused"
 # Rows in these states will still run; a product that has one is covered for the window.

@@ -18,9 +18,9 @@ from itertools import islice
 from sqlalchemy import Engine
 from sqlmodel import col, select
 
-from core.db import Evaluation, Product, ledger, session_scope
-from core.windows import iso_week
-from scheduler.due import (
+from specfleet.core.db import Evaluation, Product, ledger, session_scope
+from specfleet.core.windows import iso_week
+from specfleet.scheduler.due import (
     PENDING_STATUSES,
     DueDecision,
     ProductFacts,

@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import Engine
 from sqlmodel import col, select
 
-from core.db import AuditEntry, session_scope
+from specfleet.core.db import AuditEntry, session_scope
 
 PAUSE = "fleet.pause"
 RESUME = "fleet.resume"

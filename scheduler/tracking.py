@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 from sqlalchemy import Engine
 from sqlmodel import col, select
 
-from core.db import AuditEntry, MergeRequest, Product, Proposal, session_scope
-from core.db.types import utcnow
-from core.errors import ForgeError, MergeRequestNotFound
-from core.forges.interface import Forge, MergeRequestState
+from specfleet.core.db import AuditEntry, MergeRequest, Product, Proposal, session_scope
+from specfleet.core.db.types import utcnow
+from specfleet.core.errors import ForgeError, MergeRequestNotFound
+from specfleet.core.forges.interface import Forge, MergeRequestState
 
 ForgeFor = Callable[[Product], Forge]
 """The forge adapter of a product (the pipeline's ``PipelineDeps.forge_for``)."""

@@ -22,8 +22,8 @@ import structlog
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 
-from core.db import ensure_schema, make_engine
-from core.settings import get_settings
+from specfleet.core.db import ensure_schema, make_engine
+from specfleet.core.settings import get_settings
 from tests.support.servers import ServerUnavailable, ThrowawayPostgres, ThrowawayRedis
 
 REPO_ROOT = Path(__file__).resolve().parent.parent

@@ -22,8 +22,8 @@ from typing import Any
 from celery import Celery
 from celery.schedules import crontab
 
-from core.settings import Settings, get_settings
-from scheduler.beat import beat_entries
+from specfleet.core.settings import Settings, get_settings
+from specfleet.scheduler.beat import beat_entries
 
 QUEUE = "specfleet"
 # Above the hard limit: a task killed by it is acknowledged first (as failed), so Redis never
@@ -56,7 +56,7 @@ def make_app(settings: Settings | None = None) -> Celery:
         "specfleet",
         broker=broker,
         backend=backend,
-        include=["worker.tasks", "worker.notify_tasks", "worker.console_tasks"],
+        include=["worker.tasks", "specfleet.worker.notify_tasks", "specfleet.worker.console_tasks"],
     )
     transport_options: dict[str, Any] = {}
     if broker.startswith(("redis://", "rediss://", "unix://")):
@@ -100,7 +100,7 @@ def make_app(settings: Settings | None = None) -> Celery:
 
 
 def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
-    """Celery's form of :func:`scheduler.beat.beat_entries`."""
+    """Celery's form of :func:`specfleet.scheduler.beat.beat_entries`."""
     schedule: dict[str, dict[str, Any]] = {}
     for entry in beat_entries(settings):
         when: Any

@@ -8,7 +8,7 @@ holds: the grace period has passed since it last changed, it is verified green, 
 and the data on the fixtures are identical, no LLM wrote any of it and every change is within
 the effective level. Each merge is in the audit log (the forge's ``mr.merge`` by
 ``specfleet-automerge``) and in ``automerge_record``, which the weekly digest
-(``core.notify``) reads and marks announced once each owner's digest went out;
+(``specfleet.core.notify``) reads and marks announced once each owner's digest went out;
 :func:`open_revert` opens a merge request reverting any merged one.
 """
 
@@ -24,18 +24,18 @@ from pathlib import Path
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
-from core.db import AutomergeRecord, MergeRequest, Product, Proposal, session_scope
-from core.db.types import utcnow
-from core.errors import MergeRequestRefused, SpecfleetError
-from core.forges.interface import BranchPush, MergeRequestParams
-from core.forges.local import LocalForge
-from core.forges.local_rows import project_of
-from core.forges.rate_limits import ADVISORY_ID
-from core.notify.announced import mark_announced
-from core.notify.gather import unannounced_automerges
-from core.spec.loader import check_spec_bytes
-from worker.pipeline.deferral import latest_fleet_rules
-from worker.review import ReviewFacts, is_patch_bump, review_facts
+from specfleet.core.db import AutomergeRecord, MergeRequest, Product, Proposal, session_scope
+from specfleet.core.db.types import utcnow
+from specfleet.core.errors import MergeRequestRefused, SpecfleetError
+from specfleet.core.forges.interface import BranchPush, MergeRequestParams
+from specfleet.core.forges.local import LocalForge
+from specfleet.core.forges.local_rows import project_of
+from specfleet.core.forges.rate_limits import ADVISORY_ID
+from specfleet.core.notify.announced import mark_announced
+from specfleet.core.notify.gather import unannounced_automerges
+from specfleet.core.spec.loader import check_spec_bytes
+from specfleet.worker.pipeline.deferral import latest_fleet_rules
+from specfleet.worker.review import ReviewFacts, is_patch_bump, review_facts
 
 LEVELS = ("never", "security-patch", "deterministic")  # each allows what the previous does
 DEFAULT_CAP = "security-patch"

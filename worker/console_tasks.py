@@ -1,7 +1,7 @@
 """Beat tasks of the owners' side: release deferred merge requests, merge opted-in ones.
 
-Thin: the work is :func:`worker.pipeline.deferral.release_deferred` and
-:func:`worker.automerge.run_automerge`; forges come from the pipeline's wiring.
+Thin: the work is :func:`specfleet.worker.pipeline.deferral.release_deferred` and
+:func:`specfleet.worker.automerge.run_automerge`; forges come from the pipeline's wiring.
 """
 
 from __future__ import annotations
@@ -11,10 +11,10 @@ from typing import Any
 
 from celery import shared_task
 
-from core.forges.local import LocalForge
-from core.log import get_logger
-from scheduler.pause import fleet_paused
-from worker.tasks import SpecfleetTask, forge_lookup, paused_answer, resources
+from specfleet.core.forges.local import LocalForge
+from specfleet.core.log import get_logger
+from specfleet.scheduler.pause import fleet_paused
+from specfleet.worker.tasks import SpecfleetTask, forge_lookup, paused_answer, resources
 
 log = get_logger("specfleet.worker")
 
@@ -22,7 +22,7 @@ log = get_logger("specfleet.worker")
 @shared_task(bind=True, base=SpecfleetTask, name="specfleet.release_deferred")  # type: ignore[untyped-decorator]
 def release_deferred(self: SpecfleetTask) -> dict[str, Any]:
     """Open deferred merge requests as the rate limits free capacity, in priority order."""
-    from worker.pipeline.deferral import release_deferred as release
+    from specfleet.worker.pipeline.deferral import release_deferred as release
 
     res = resources()
     pause = fleet_paused(res.engine)
@@ -36,7 +36,7 @@ def release_deferred(self: SpecfleetTask) -> dict[str, Any]:
 @shared_task(bind=True, base=SpecfleetTask, name="specfleet.automerge")  # type: ignore[untyped-decorator]
 def automerge(self: SpecfleetTask) -> dict[str, Any]:
     """Merge the open merge requests whose owners opted in and that meet every condition."""
-    from worker.automerge import run_automerge
+    from specfleet.worker.automerge import run_automerge
 
     res = resources()
     pause = fleet_paused(res.engine)

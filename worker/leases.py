@@ -17,11 +17,11 @@ import structlog
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from core.db import ledger
-from core.db.ledger import EvaluationState
-from core.db.types import utcnow
-from core.log import get_logger
-from core.settings import Settings
+from specfleet.core.db import ledger
+from specfleet.core.db.ledger import EvaluationState
+from specfleet.core.db.types import utcnow
+from specfleet.core.log import get_logger
+from specfleet.core.settings import Settings
 
 log = get_logger("specfleet.worker")
 

@@ -1,6 +1,6 @@
 """Celery tasks for notifications: the weekly digest (beat, Mondays) and needs-human notices.
 
-Both are thin: ``core.notify.send`` decides and de-duplicates (a sent-notification row per
+Both are thin: ``specfleet.core.notify.send`` decides and de-duplicates (a sent-notification row per
 owner, week or evaluation, and channel), so a second scheduler or a retry sends nothing twice.
 """
 
@@ -10,9 +10,9 @@ from typing import Any
 
 from celery import shared_task
 
-from core.notify.send import notify_needs_human, send_digests
-from scheduler.beat import DIGEST_TASK
-from worker.tasks import SpecfleetTask, resources
+from specfleet.core.notify.send import notify_needs_human, send_digests
+from specfleet.scheduler.beat import DIGEST_TASK
+from specfleet.worker.tasks import SpecfleetTask, resources
 
 NEEDS_HUMAN_TASK = "specfleet.notify_needs_human"
 

@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from core.log import get_logger
+from specfleet.core.log import get_logger
 
 log = get_logger("specfleet.worker.reaper")
 
@@ -266,7 +266,7 @@ load_libc()
 
 
 def _on_process_start(**_: Any) -> None:
-    from core.settings import get_settings
+    from specfleet.core.settings import get_settings
 
     try:
         register_process(get_settings().home / "work")

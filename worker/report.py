@@ -7,8 +7,8 @@ fail safely, and which policy findings does it resolve or introduce.
 
 from __future__ import annotations
 
-from worker.verify.gate import Verdict
-from worker.verify.model import RunResult, SideResult
+from specfleet.worker.verify.gate import Verdict
+from specfleet.worker.verify.model import RunResult, SideResult
 
 MAX_ROWS = 20  # per table; the rest is counted, not listed
 

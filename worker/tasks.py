@@ -27,18 +27,18 @@ from kombu.exceptions import OperationalError as BrokerOperationalError
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from core.db import ensure_schema, ledger, make_engine
-from core.db.types import utcnow
-from core.errors import DatabaseError, ForgeTransientError
-from core.log import configure_logging, configure_service_logging, get_logger
-from core.metrics import mark_process_dead
-from core.settings import Settings, get_settings
-from scheduler import fanout, tracking
-from scheduler.beat import window_lock
-from scheduler.due import Schedule
-from scheduler.pause import Pause, fleet_paused
-from worker import app as _configured_app  # noqa: F401  (see below)
-from worker.leases import LeaseKeeper, claim_or_skip, lease_owner
+from specfleet.core.db import ensure_schema, ledger, make_engine
+from specfleet.core.db.types import utcnow
+from specfleet.core.errors import DatabaseError, ForgeTransientError
+from specfleet.core.log import configure_logging, configure_service_logging, get_logger
+from specfleet.core.metrics import mark_process_dead
+from specfleet.core.settings import Settings, get_settings
+from specfleet.scheduler import fanout, tracking
+from specfleet.scheduler.beat import window_lock
+from specfleet.scheduler.due import Schedule
+from specfleet.scheduler.pause import Pause, fleet_paused
+from specfleet.worker import app as _configured_app  # noqa: F401  (see below)
+from specfleet.worker.leases import LeaseKeeper, claim_or_skip, lease_owner
 
 # Importing worker.app above creates the app configured from settings and makes it Celery's
 # current app, so ``evaluate.delay(...)`` from any entry point reaches the configured broker
@@ -74,7 +74,7 @@ class ProcessResources:
     @property
     def deps(self) -> Any:
         if self._deps is None:
-            from worker.wiring import pipeline_deps
+            from specfleet.worker.wiring import pipeline_deps
 
             self._deps = pipeline_deps(self.settings)
         return self._deps
@@ -233,7 +233,7 @@ def _evaluate_claimed(
     skipped = claim_or_skip(res.engine, res.settings, evaluation_id, owner)
     if skipped is not None:
         return skipped
-    from worker.pipeline import run_evaluation
+    from specfleet.worker.pipeline import run_evaluation
 
     try:
         with LeaseKeeper(res.engine, evaluation_id, owner, res.settings.lease_seconds):
@@ -269,7 +269,7 @@ def _tell_owners(res: ProcessResources, evaluation_id: int) -> None:
     settings = res.settings
     if not (settings.smtp_host or settings.notify_webhook_url or settings.notify_owner_webhooks):
         return  # no channel configured: the weekly digest and the console still show it
-    from worker.notify_tasks import notify_needs_human_task
+    from specfleet.worker.notify_tasks import notify_needs_human_task
 
     try:
         notify_needs_human_task.delay(evaluation_id)
@@ -280,7 +280,7 @@ def _tell_owners(res: ProcessResources, evaluation_id: int) -> None:
 def publish_dispatch(settings: Settings) -> Callable[[Sequence[int]], None] | None:
     """How a policy publish sends its evaluations: to the workers in fleet mode; in embedded
     mode they wait in the table for ``run-window`` (whose worker runs inside the command)."""
-    from worker.app import is_embedded, make_app
+    from specfleet.worker.app import is_embedded, make_app
 
     if is_embedded(settings):
         return None

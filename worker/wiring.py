@@ -1,6 +1,6 @@
 """Which backends run, decided from settings: the only place that does.
 
-Workers (``worker/tasks.py``) and commands (``ui/cli/common.py``) both get their adapters here:
+Workers (``worker/tasks.py``) and commands (``specfleet/cli/common.py``) both get their adapters here:
 the database engine, the forge per product, the index client, the advisory source, the LLM
 planner and the verifier's caches (:func:`pipeline_deps`). Imports of the heavy parts (the
 pipeline, the verifier, the agent) happen inside the functions that need them, so a command
@@ -15,29 +15,29 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from core.errors import ConfigurationError
-from core.settings import Settings
+from specfleet.core.errors import ConfigurationError
+from specfleet.core.settings import Settings
 
 if TYPE_CHECKING:
     # the backends are imported where they are built: `specfleet health` needs no database
     # layer, and a worker pays for each backend once
     from sqlalchemy import Engine
 
-    from core.db import Product
-    from core.forges.interface import Forge
-    from core.health.advisories import Advisory, AdvisorySource, PackageVersion
-    from core.health.releases import FactsCache, IndexClient
-    from worker.pipeline.deps import PipelineDeps
+    from specfleet.core.db import Product
+    from specfleet.core.forges.interface import Forge
+    from specfleet.core.health.advisories import Advisory, AdvisorySource, PackageVersion
+    from specfleet.core.health.releases import FactsCache, IndexClient
+    from specfleet.worker.pipeline.deps import PipelineDeps
 
 
 def pipeline_deps(settings: Settings, engine: Engine | None = None) -> PipelineDeps:
     """Everything the pipeline needs, built once per worker process."""
-    from core.db import ensure_schema, make_engine
-    from core.git import MirrorCache
-    from worker.pipeline.deps import PipelineDeps
-    from worker.pipeline.llm_plan import LLMPlanning
-    from worker.verify.environments import EnvironmentCache
-    from worker.verify.results import SideResultCache
+    from specfleet.core.db import ensure_schema, make_engine
+    from specfleet.core.git import MirrorCache
+    from specfleet.worker.pipeline.deps import PipelineDeps
+    from specfleet.worker.pipeline.llm_plan import LLMPlanning
+    from specfleet.worker.verify.environments import EnvironmentCache
+    from specfleet.worker.verify.results import SideResultCache
 
     if engine is None:
         engine = make_engine(settings.resolved_database_url)
@@ -67,7 +67,7 @@ def pipeline_deps(settings: Settings, engine: Engine | None = None) -> PipelineD
 
 def index_client(settings: Settings, url: str | None = None) -> IndexClient:
     """Release facts from the package index, cached in Redis in fleet mode, else on disk."""
-    from core.health.releases import DiskFactsCache, IndexClient, RedisFactsCache
+    from specfleet.core.health.releases import DiskFactsCache, IndexClient, RedisFactsCache
 
     cache: FactsCache
     if settings.redis_url:
@@ -93,7 +93,7 @@ def advisory_source(
     ``refreshing``: a long-lived worker re-reads an advisory directory every few minutes; a
     command reads it once.
     """
-    from core.health.advisories import OsvDirectory, PipAuditSource
+    from specfleet.core.health.advisories import OsvDirectory, PipAuditSource
 
     if pip_audit or (directory is None and settings.advisory_source == "pip-audit"):
         return PipAuditSource(
@@ -140,6 +140,6 @@ class RefreshingAdvisories:
 
 
 def _forge(name: str, settings: Settings, engine: Engine) -> Forge:
-    from core.forges import forge_named
+    from specfleet.core.forges import forge_named
 
     return forge_named(name, settings, engine)

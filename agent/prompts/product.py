@@ -14,8 +14,8 @@ from typing import Any
 
 import yaml
 
-from core.health.report import HealthReport, PinHealth
-from policies.findings import Finding
+from specfleet.core.health.report import HealthReport, PinHealth
+from specfleet.policies.findings import Finding
 
 # Spec keys in the order the planner reads them; ``owners``, ``automerge`` and ``spec_version``
 # are left out (who approves, how, and the format version do not change what the best

@@ -11,8 +11,8 @@ import json
 from functools import lru_cache
 from typing import Any
 
-from agent.plan import PLAN_JSON_SCHEMA
-from core.spec.schema import spec_json_schema
+from specfleet.agent.plan import PLAN_JSON_SCHEMA
+from specfleet.core.spec.schema import spec_json_schema
 
 REF_PREFIX = "#/$defs/"
 

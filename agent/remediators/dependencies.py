@@ -26,11 +26,11 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import NormalizedName
 from packaging.version import InvalidVersion, Version
 
-from core.health.advisories.interface import Advisory
-from core.health.pins import PinSet, RewritePlan, plan_rewrites, write_rewrites
-from core.health.releases import Facts, Release, ReleaseFacts
-from core.health.report import HealthReport, PinHealth
-from core.health.upgrades import UpgradePolicy
+from specfleet.core.health.advisories.interface import Advisory
+from specfleet.core.health.pins import PinSet, RewritePlan, plan_rewrites, write_rewrites
+from specfleet.core.health.releases import Facts, Release, ReleaseFacts
+from specfleet.core.health.report import HealthReport, PinHealth
+from specfleet.core.health.upgrades import UpgradePolicy
 
 
 @dataclass(frozen=True)

@@ -8,11 +8,11 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import canonicalize_name
 
-from core.health.advisories.interface import Advisory
-from core.health.report import HealthReport, PinHealth
-from core.health.upgrades import MinimumVersion, UpgradePolicy
-from policies.findings import Finding
-from policies.model import Rule, VulnerabilityThreshold
+from specfleet.core.health.advisories.interface import Advisory
+from specfleet.core.health.report import HealthReport, PinHealth
+from specfleet.core.health.upgrades import MinimumVersion, UpgradePolicy
+from specfleet.policies.findings import Finding
+from specfleet.policies.model import Rule, VulnerabilityThreshold
 
 SEVERITY_ORDER = {"low": 1, "medium": 2, "high": 3, "critical": 4}
 
@@ -126,7 +126,7 @@ def _minimums(rule: Rule) -> list[MinimumVersion]:
                 )
             )
         except InvalidSpecifier:
-            continue  # refused when the pack is loaded; see policies.packs
+            continue  # refused when the pack is loaded; see specfleet.policies.packs
     return found
 
 

@@ -47,11 +47,11 @@ from typing import Any
 
 import yaml
 
-from core.errors import PolicyCheckError
-from core.log import get_logger
-from core.secrets import redact_text
-from core.tools import find_tool
-from policies.findings import Finding, RuleSeverity, normalise_snippet
+from specfleet.core.errors import PolicyCheckError
+from specfleet.core.log import get_logger
+from specfleet.core.secrets import redact_text
+from specfleet.core.tools import find_tool
+from specfleet.policies.findings import Finding, RuleSeverity, normalise_snippet
 
 RUN_RULE_ID = "semgrep"  # findings semgrep reports without naming a rule (a file, the run)
 RULE_ID_SEPARATOR = "--"

@@ -5,10 +5,10 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Mapping
 
-from core.spec.model import Spec
-from core.spec.problems import FieldPath
-from policies.findings import Finding
-from policies.model import Rule, SpecCheckName
+from specfleet.core.spec.model import Spec
+from specfleet.core.spec.problems import FieldPath
+from specfleet.policies.findings import Finding
+from specfleet.policies.model import Rule, SpecCheckName
 
 # column names that carry personal data unless proven otherwise
 PERSONAL = re.compile(

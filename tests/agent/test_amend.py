@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from agent.amend import (
+from specfleet.agent.amend import (
     DRAFT_JSON_SCHEMA,
     AmendmentAsk,
     CheckedDraft,
@@ -26,9 +26,9 @@ from agent.amend import (
     explicitly_changes,
     parse_draft,
 )
-from agent.amend_text import amend_spec_text
-from core.errors import InputError
-from core.spec import check_spec_bytes, load_spec
+from specfleet.agent.amend_text import amend_spec_text
+from specfleet.core.errors import InputError
+from specfleet.core.spec import check_spec_bytes, load_spec
 
 ORDERS = Path(__file__).resolve().parents[2] / "examples" / "orders" / "dataproduct.yaml"
 TODAY = dt.date(2026, 11, 23)

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from core.settings import get_settings
+from specfleet.cli import app
+from specfleet.core.settings import get_settings
 from tests.agent.edits_repo import CANARY_FORGE_TOKEN, CORPUS, build_edits_repo
-from ui.cli import app
 
 EXPECTED: dict[str, str] = json.loads((CORPUS / "hostile" / "expected.json").read_text())
 HOSTILE = sorted(CORPUS.glob("hostile/*.json"))

@@ -5,11 +5,11 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from agent.context import ContextInputs, build_prompt, relevant_files, truncation_limits
-from agent.sanitise import fence, sanitise
-from core.spec import load_spec
-from policies.findings import Finding
-from policies.packs import load_pack
+from specfleet.agent.context import ContextInputs, build_prompt, relevant_files, truncation_limits
+from specfleet.agent.sanitise import fence, sanitise
+from specfleet.core.spec import load_spec
+from specfleet.policies.findings import Finding
+from specfleet.policies.packs import load_pack
 from tests.conftest import EXAMPLES, REPO_ROOT
 
 PACK = load_pack(REPO_ROOT / "policies" / "pack" / "v2")

@@ -7,12 +7,12 @@ import datetime as dt
 from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
 
-from agent.remediators.dependencies import Blocked, Upgrade, decide_pin
-from core.health.advisories.interface import Advisory, RangeEvent
-from core.health.pins import Pin
-from core.health.releases import Release, ReleaseFacts, UnknownFacts
-from core.health.report import PinHealth
-from core.health.upgrades import MinimumVersion, UpgradePolicy
+from specfleet.agent.remediators.dependencies import Blocked, Upgrade, decide_pin
+from specfleet.core.health.advisories.interface import Advisory, RangeEvent
+from specfleet.core.health.pins import Pin
+from specfleet.core.health.releases import Release, ReleaseFacts, UnknownFacts
+from specfleet.core.health.report import PinHealth
+from specfleet.core.health.upgrades import MinimumVersion, UpgradePolicy
 
 TODAY = dt.date(2026, 11, 22)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from agent.edits import EditMiss, Replaced, apply_search_replace
+from specfleet.agent.edits import EditMiss, Replaced, apply_search_replace
 
 CODE = "def f(x):\n    if x:\n        return 1\n    return 0\n"
 

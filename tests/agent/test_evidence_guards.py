@@ -9,13 +9,13 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from agent.guards import GuardContext, review_plan
-from agent.plan import Edit, Plan, Rationale
-from agent.requirements_edits import requirements_problem
-from agent.sanitise import sanitise, strip_hidden_report
-from core.secrets import REDACTED, redact_text
+from specfleet.agent.guards import GuardContext, review_plan
+from specfleet.agent.plan import Edit, Plan, Rationale
+from specfleet.agent.requirements_edits import requirements_problem
+from specfleet.agent.sanitise import sanitise, strip_hidden_report
+from specfleet.cli import app
+from specfleet.core.secrets import REDACTED, redact_text
 from tests.conftest import EXAMPLES
-from ui.cli import app
 
 
 @pytest.fixture

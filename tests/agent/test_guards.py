@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.guards import (
+from specfleet.agent.guards import (
     GuardContext,
     GuardLimits,
     append_amendment,
@@ -20,8 +20,8 @@ from agent.guards import (
     syntax_problem,
     write_staged,
 )
-from agent.plan import AmendmentDraft, Edit, Plan
-from core.spec.loader import check_spec_bytes
+from specfleet.agent.plan import AmendmentDraft, Edit, Plan
+from specfleet.core.spec.loader import check_spec_bytes
 from tests.conftest import EXAMPLES
 
 SPEC = (EXAMPLES / "store_footfall" / "dataproduct.yaml").read_text()

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from agent.llm import LLMClient, LLMConfig, LLMPlanner, estimate_cost
-from agent.plan import PLAN_JSON_SCHEMA
-from core.errors import LLMError
-from core.settings import Settings
+from specfleet.agent.llm import LLMClient, LLMConfig, LLMPlanner, estimate_cost
+from specfleet.agent.plan import PLAN_JSON_SCHEMA
+from specfleet.core.errors import LLMError
+from specfleet.core.settings import Settings
 from tests.support.scripted_llm import ScriptedLLM, Step, scripted_llm
 
 PLAN = {
@@ -156,8 +156,8 @@ def test_settings_configure_the_client_and_prices() -> None:
 
 def test_the_planner_and_budget_come_from_settings() -> None:
     """Unset endpoint: no planner; set: a planner that knows every configured secret."""
-    from agent.budget import Budget
-    from agent.llm import LLMPlanner
+    from specfleet.agent.budget import Budget
+    from specfleet.agent.llm import LLMPlanner
 
     assert LLMPlanner.from_settings(Settings()) is None
     settings = Settings(

@@ -12,15 +12,15 @@ from pathlib import Path
 
 import pytest
 
-from agent.budget import Budget, DatabaseRecorder, MemoryRecorder
-from agent.context import ContextInputs
-from agent.deterministic import DeterministicChange
-from agent.guards import GuardContext
-from agent.llm import LLMClient, LLMConfig, LLMPlanner
-from agent.loop import run_loop
-from agent.loop_model import Check, LoopOutcome, PlanRequest
-from core.settings import get_settings
-from core.spec import load_spec
+from specfleet.agent.budget import Budget, DatabaseRecorder, MemoryRecorder
+from specfleet.agent.context import ContextInputs
+from specfleet.agent.deterministic import DeterministicChange
+from specfleet.agent.guards import GuardContext
+from specfleet.agent.llm import LLMClient, LLMConfig, LLMPlanner
+from specfleet.agent.loop import run_loop
+from specfleet.agent.loop_model import Check, LoopOutcome, PlanRequest
+from specfleet.core.settings import get_settings
+from specfleet.core.spec import load_spec
 from tests.conftest import EXAMPLES
 from tests.support.scripted_llm import ScriptedLLM, Step, scripted_llm
 
@@ -301,7 +301,7 @@ def _requirements_bump() -> DeterministicChange:
         target.write_text(target.read_text().replace("pytest==8.3.3", "pytest==8.3.4"))
         return ["requirements.txt"]
 
-    from agent.plan import AmendmentDraft
+    from specfleet.agent.plan import AmendmentDraft
 
     return DeterministicChange(
         summary="pytest 8.3.3 → 8.3.4",
@@ -353,7 +353,7 @@ def test_budgets_come_from_recorded_calls_so_redelivery_cannot_overspend(
     """Calls are llm_call rows; a second delivery of the same task sees them and asks nothing."""
     from sqlmodel import Session, select
 
-    from core.db import LLMCall, ensure_schema, make_engine
+    from specfleet.core.db import LLMCall, ensure_schema, make_engine
 
     url = (
         f"sqlite:///{tmp_path / 'db.sqlite'}"
@@ -489,12 +489,12 @@ def test_the_dependency_remediator_feeds_the_loop_without_an_llm(tmp_path: Path)
     from packaging.specifiers import SpecifierSet
     from packaging.utils import canonicalize_name
 
-    from agent.deterministic import deterministic_from_dependencies
-    from agent.remediators.dependencies import propose
-    from core.health.pins import read_pins
-    from core.health.releases import Release, ReleaseFacts
-    from core.health.report import assess
-    from core.health.upgrades import MinimumVersion, UpgradePolicy
+    from specfleet.agent.deterministic import deterministic_from_dependencies
+    from specfleet.agent.remediators.dependencies import propose
+    from specfleet.core.health.pins import read_pins
+    from specfleet.core.health.releases import Release, ReleaseFacts
+    from specfleet.core.health.report import assess
+    from specfleet.core.health.upgrades import MinimumVersion, UpgradePolicy
 
     today = dt.date(2026, 11, 22)
     baseline = Path(shutil.copytree(EXAMPLES / "orders", tmp_path / "orders"))

@@ -8,17 +8,17 @@ from pathlib import Path
 
 import pytest
 
-from agent.budget import Budget, MemoryRecorder
-from agent.context import ContextInputs
-from agent.llm import LLMClient, LLMConfig, LLMPlanner
-from agent.loop import run_loop
-from agent.loop_model import Check, PlanRequest
-from core.spec import load_spec
+from specfleet.agent.budget import Budget, MemoryRecorder
+from specfleet.agent.context import ContextInputs
+from specfleet.agent.llm import LLMClient, LLMConfig, LLMPlanner
+from specfleet.agent.loop import run_loop
+from specfleet.agent.loop_model import Check, PlanRequest
+from specfleet.core.spec import load_spec
+from specfleet.worker.report import render_verdict
+from specfleet.worker.verify.environments import EnvironmentCache
+from specfleet.worker.verify.gate import verify
 from tests.conftest import EXAMPLES
 from tests.support.scripted_llm import Step, scripted_llm
-from worker.report import render_verdict
-from worker.verify.environments import EnvironmentCache
-from worker.verify.gate import verify
 
 pytestmark = pytest.mark.network
 

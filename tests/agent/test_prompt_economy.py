@@ -5,14 +5,14 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
-from agent.context import ContextInputs, build_prompt
-from agent.prompts.product import grouped_tests
-from core.health.advisories.osv_directory import OsvDirectory
-from core.health.pins import read_pins
-from core.health.report import HealthReport, assess
-from core.spec import load_spec
-from policies.findings import Finding
-from policies.packs import load_pack
+from specfleet.agent.context import ContextInputs, build_prompt
+from specfleet.agent.prompts.product import grouped_tests
+from specfleet.core.health.advisories.osv_directory import OsvDirectory
+from specfleet.core.health.pins import read_pins
+from specfleet.core.health.report import HealthReport, assess
+from specfleet.core.spec import load_spec
+from specfleet.policies.findings import Finding
+from specfleet.policies.packs import load_pack
 from tests.conftest import EXAMPLES, REPO_ROOT
 
 PACK = load_pack(REPO_ROOT / "policies" / "pack" / "v2")

@@ -7,7 +7,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy import Engine, inspect
 from sqlmodel import SQLModel
 
-from core.db.engine import SCHEMA_HEAD, current_revision, head_revision
+from specfleet.core.db.engine import SCHEMA_HEAD, current_revision, head_revision
 
 
 def test_schema_head_constant_matches_alembic() -> None:

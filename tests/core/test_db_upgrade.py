@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import Engine, MetaData, insert, inspect
 from sqlmodel import select
 
-from core.db import (
+from specfleet.core.db import (
     AuditEntry,
     ComplianceRecord,
     Evaluation,
@@ -24,7 +24,7 @@ from core.db import (
     session_scope,
     upgrade,
 )
-from core.db.engine import SCHEMA_HEAD, current_revision, head_revision
+from specfleet.core.db.engine import SCHEMA_HEAD, current_revision, head_revision
 
 PREVIOUS_RELEASE = "0001"
 T0 = dt.datetime(2026, 11, 16, 6, 0, tzinfo=dt.UTC)

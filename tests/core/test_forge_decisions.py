@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from core.forges.decisions import MergeRequestRecord, ProposalRecord, decide_publication
+from specfleet.core.forges.decisions import MergeRequestRecord, ProposalRecord, decide_publication
 
 
 def mr(ref: str, state: str, key: str | None) -> MergeRequestRecord:

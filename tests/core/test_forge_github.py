@@ -10,12 +10,12 @@ import git
 import pytest
 import structlog
 
-from core.errors import ForgeError, ForgeTransientError, InputError, MergeRequestNotFound
-from core.forges.github import GitHubForge, approvers
-from core.forges.github_http import plan_retry
-from core.forges.interface import EVERGREEN_BRANCH, BranchPush, MergeRequestParams
-from core.log import configure_logging
-from core.settings import Settings
+from specfleet.core.errors import ForgeError, ForgeTransientError, InputError, MergeRequestNotFound
+from specfleet.core.forges.github import GitHubForge, approvers
+from specfleet.core.forges.github_http import plan_retry
+from specfleet.core.forges.interface import EVERGREEN_BRANCH, BranchPush, MergeRequestParams
+from specfleet.core.log import configure_logging
+from specfleet.core.settings import Settings
 from tests.conftest import commit_files
 from tests.support.fake_github import FakeGitHub, fake_github
 
@@ -272,10 +272,10 @@ def test_a_github_product_is_tracked_to_merged_through_the_forge_factory(
     """forge_for picks the GitHub forge for a github product; tracking records the merge."""
     from sqlmodel import select
 
-    from core.db import MergeRequest, Product, session_scope
-    from core.errors import ConfigurationError
-    from core.forges import forge_for
-    from scheduler.tracking import track_merge_requests
+    from specfleet.core.db import MergeRequest, Product, session_scope
+    from specfleet.core.errors import ConfigurationError
+    from specfleet.core.forges import forge_for
+    from specfleet.scheduler.tracking import track_merge_requests
 
     settings = Settings(home=tmp_path, github_url=server.api_url, github_token=TOKEN)
     product = Product(id="orders", name="Orders", repo_url="/r", forge="github", forge_project=REPO)

@@ -10,11 +10,11 @@ import git
 import pytest
 import structlog
 
-from core.errors import ForgeError, ForgeTransientError, MergeRequestNotFound
-from core.forges.gitlab import GitLabForge
-from core.forges.interface import EVERGREEN_BRANCH, BranchPush, MergeRequestParams
-from core.log import configure_logging
-from core.settings import Settings
+from specfleet.core.errors import ForgeError, ForgeTransientError, MergeRequestNotFound
+from specfleet.core.forges.gitlab import GitLabForge
+from specfleet.core.forges.interface import EVERGREEN_BRANCH, BranchPush, MergeRequestParams
+from specfleet.core.log import configure_logging
+from specfleet.core.settings import Settings
 from tests.conftest import commit_files
 from tests.support.fake_gitlab import FakeGitLab, fake_gitlab
 

@@ -11,16 +11,16 @@ import pytest
 from sqlalchemy import Engine
 from sqlmodel import select
 
-from core.db import AuditEntry, MergeRequest, Product, Proposal, session_scope
-from core.errors import ForgeError, InputError, MergeRequestNotFound, MergeRequestRefused
-from core.forges.decisions import (
+from specfleet.core.db import AuditEntry, MergeRequest, Product, Proposal, session_scope
+from specfleet.core.errors import ForgeError, InputError, MergeRequestNotFound, MergeRequestRefused
+from specfleet.core.forges.decisions import (
     MergeRequestRecord,
     ProposalRecord,
     decide_publication,
 )
-from core.forges.interface import EVERGREEN_BRANCH, BranchPush, MergeRequestParams
-from core.forges.local import LocalForge
-from core.git import normalise_repo_url
+from specfleet.core.forges.interface import EVERGREEN_BRANCH, BranchPush, MergeRequestParams
+from specfleet.core.forges.local import LocalForge
+from specfleet.core.git import normalise_repo_url
 from tests.conftest import commit_files
 
 PRODUCT = "orders"

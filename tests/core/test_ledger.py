@@ -8,8 +8,8 @@ import threading
 from sqlalchemy import Engine
 from sqlmodel import select
 
-from core.db import Evaluation, Product, ledger, session_scope
-from core.db.ledger import EvaluationState, Finish, Outcome
+from specfleet.core.db import Evaluation, Product, ledger, session_scope
+from specfleet.core.db.ledger import EvaluationState, Finish, Outcome
 
 T0 = dt.datetime(2026, 12, 3, 10, 0, tzinfo=dt.UTC)
 LEASE = 60.0

@@ -11,9 +11,14 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import Engine
 
-from core import metrics
-from core.db import Evaluation, MergeRequest, Product, session_scope
-from core.metrics import FleetCollector, fleet_registry, metrics_asgi_app, redis_queue_depth
+from specfleet.core import metrics
+from specfleet.core.db import Evaluation, MergeRequest, Product, session_scope
+from specfleet.core.metrics import (
+    FleetCollector,
+    fleet_registry,
+    metrics_asgi_app,
+    redis_queue_depth,
+)
 
 
 def free_port() -> int:
@@ -218,7 +223,7 @@ def test_unreachable_database_is_a_sample_not_a_failed_scrape() -> None:
     """A scrape while the database is down answers database_up 0 instead of an error."""
     from prometheus_client import generate_latest
 
-    from core.db import make_engine
+    from specfleet.core.db import make_engine
 
     # nothing listens on port 1: the connection is refused at once
     missing = make_engine("postgresql+psycopg://specfleet@127.0.0.1:1/specfleet")
@@ -273,7 +278,7 @@ def test_asgi_app_serves_the_exposition(engine: Engine) -> None:
 
 MULTIPROCESS_SCRIPT = """
 import multiprocessing, sys, urllib.request
-from core import metrics
+from specfleet.core import metrics
 
 port = int(sys.argv[1])
 metrics.start_worker_metrics_server(port, address="127.0.0.1")

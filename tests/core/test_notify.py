@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import Engine
 from sqlmodel import select
 
-from core.db import (
+from specfleet.core.db import (
     AutomergeRecord,
     Evaluation,
     MergeRequest,
@@ -19,7 +19,7 @@ from core.db import (
     Proposal,
     session_scope,
 )
-from core.notify.digest import (
+from specfleet.core.notify.digest import (
     Automerged,
     NeedsHuman,
     ProductFacts,
@@ -28,9 +28,9 @@ from core.notify.digest import (
     rules_from_description,
     verdict_of,
 )
-from core.notify.render import digest_message, webhook_payload
-from core.notify.send import notify_needs_human, send_digests, set_opt_out
-from core.settings import Settings
+from specfleet.core.notify.render import digest_message, webhook_payload
+from specfleet.core.notify.send import notify_needs_human, send_digests, set_opt_out
+from specfleet.core.settings import Settings
 from tests.support.receivers import Mailbox, WebhookInbox, smtp_server, webhook_receiver
 
 MONDAY = dt.datetime(2026, 12, 7, 8, 0, tzinfo=dt.UTC)
@@ -323,7 +323,7 @@ def test_webhook_urls_never_reach_the_logs(tmp_path, fleet, mailbox, inbox):
     """A webhook URL carries its channel's token: service logs (httpx's too) never show it."""
     import io
 
-    from core.log import configure_service_logging
+    from specfleet.core.log import configure_service_logging
 
     secret_path = "/services/T0001/B0002/Xq9secretWebhookTokenZ"
     settings = Settings(

@@ -8,10 +8,16 @@ import pytest
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
-from core.db import AuditEntry, Product
-from core.errors import ProductConflict, ProductNotFound, RepositoryError, SpecInvalid, SpecMissing
-from core.git import MirrorCache
-from core.registry import (
+from specfleet.core.db import AuditEntry, Product
+from specfleet.core.errors import (
+    ProductConflict,
+    ProductNotFound,
+    RepositoryError,
+    SpecInvalid,
+    SpecMissing,
+)
+from specfleet.core.git import MirrorCache
+from specfleet.core.registry import (
     Registration,
     Registry,
     changed_fields,
@@ -140,7 +146,7 @@ def test_oversized_spec_in_a_repository_is_refused(
 
 def test_url_with_credentials_is_refused(registry: Registry) -> None:
     """Credentials never enter the registry through a repository URL."""
-    from core.errors import InputError
+    from specfleet.core.errors import InputError
 
     with pytest.raises(InputError, match="carries credentials") as caught:
         registry.add(
@@ -248,8 +254,8 @@ def test_changed_fields_is_pure_and_compares_lists() -> None:
 
 def test_many_specs_are_checked_in_parallel_with_the_same_results() -> None:
     """Above the parallel threshold, worker processes give the serial results, problems included."""
-    from core.errors import SpecInvalid
-    from core.registry.reader import PARALLEL_CHECKS_FROM, check_many
+    from specfleet.core.errors import SpecInvalid
+    from specfleet.core.registry.reader import PARALLEL_CHECKS_FROM, check_many
 
     items = [
         (spec_text(f"p{index:04d}").encode(), f"repo@main:p{index}.yaml")

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from core.errors import RepositoryError
-from core.git import MirrorCache
-from core.repo_allow import RepoAllowList, RepoNotAllowed, default_allow_text
+from specfleet.core.errors import RepositoryError
+from specfleet.core.git import MirrorCache
+from specfleet.core.repo_allow import RepoAllowList, RepoNotAllowed, default_allow_text
 
 
 def test_default_allows_local_paths_and_the_configured_forge_only() -> None:

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import structlog
 
-from core.db import make_engine, upgrade
-from core.log import (
+from specfleet.core.db import make_engine, upgrade
+from specfleet.core.log import (
     CORRELATION_FIELDS,
     bind_evaluation,
     bind_stage,
@@ -20,7 +20,7 @@ from core.log import (
     get_logger,
     service_log_format,
 )
-from core.settings import Settings
+from specfleet.core.settings import Settings
 
 CANARY_GITLAB = "glpat-CANARYservice0123456789"
 # configured but not shaped like any known token: only the settings-based redaction catches it
@@ -161,8 +161,8 @@ def test_configuring_twice_does_not_duplicate_lines(restore_logging: None) -> No
 CELERY_WORKER_SCRIPT = """
 import logging, os, signal, sys
 from celery import Celery, signals
-from core.log import bind_evaluation, configure_service_logging, get_logger
-from core.settings import Settings
+from specfleet.core.log import bind_evaluation, configure_service_logging, get_logger
+from specfleet.core.settings import Settings
 
 home = sys.argv[1]
 app = Celery("t", broker=f"sqla+sqlite:///{home}/broker.sqlite",

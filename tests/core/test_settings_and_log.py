@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 import structlog
 
-from core.log import configure_logging, get_logger
-from core.secrets import find_secret_shapes, redact_text
-from core.settings import Settings
+from specfleet.core.log import configure_logging, get_logger
+from specfleet.core.secrets import find_secret_shapes, redact_text
+from specfleet.core.settings import Settings
 
 CANARY_TOKEN = "glpat-CANARYcanary1234567890"
 CANARY_KEY = "not-a-shaped-key-but-configured-4242"

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from core.errors import InputError, SpecInvalid
-from core.spec import check_spec_bytes, check_spec_file, load_spec
-from core.spec.loader import MAX_SPEC_BYTES
+from specfleet.core.errors import InputError, SpecInvalid
+from specfleet.core.spec import check_spec_bytes, check_spec_file, load_spec
+from specfleet.core.spec.loader import MAX_SPEC_BYTES
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "specs"
 VALID = (FIXTURES / "valid.yaml").read_text()

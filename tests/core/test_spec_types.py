@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from core.spec import check_spec_bytes
+from specfleet.core.spec import check_spec_bytes
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "specs"
 VALID = (FIXTURES / "valid.yaml").read_text()
@@ -69,7 +69,9 @@ def test_unmappable_types_are_refused_with_the_line(declared: str, expected: str
     assert not check.valid
     (problem,) = check.problems
     assert expected in problem.render()
-    assert problem.line == next(n for n, line in enumerate(text.splitlines(), 1) if declared in line)
+    assert problem.line == next(
+        n for n, line in enumerate(text.splitlines(), 1) if declared in line
+    )
 
 
 def test_two_outputs_in_one_duckdb_file_one_per_table() -> None:

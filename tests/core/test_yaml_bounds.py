@@ -11,11 +11,11 @@ from subprocess import CompletedProcess
 
 import pytest
 
-from agent.guards import syntax_problem
-from core.errors import ImportFileError
-from core.registry.importfile import read_import_file
-from core.spec import check_spec_bytes
-from core.yamldoc import YamlTooLarge, safe_load_bounded
+from specfleet.agent.guards import syntax_problem
+from specfleet.core.errors import ImportFileError
+from specfleet.core.registry.importfile import read_import_file
+from specfleet.core.spec import check_spec_bytes
+from specfleet.core.yamldoc import YamlTooLarge, safe_load_bounded
 from tests.conftest import RepoFactory
 
 Cli = Callable[..., CompletedProcess[str]]

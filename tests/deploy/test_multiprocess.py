@@ -16,12 +16,12 @@ import redis
 import yaml
 from sqlalchemy import text
 
-from core.db import ensure_schema, make_engine
-from core.forges.local import LocalForge
+from specfleet.core.db import ensure_schema, make_engine
+from specfleet.core.forges.local import LocalForge
+from specfleet.examples import EXAMPLES_DIR, materialise_examples
 from tests.conftest import SPECFLEET
 from tests.support.fake_index import IndexScript, fake_index
 from tests.worker.fleet import free_port, wait_for
-from ui.examples import EXAMPLES_DIR, materialise_examples
 
 pytestmark = [pytest.mark.network, pytest.mark.redis, pytest.mark.postgres]
 ROOT = Path(__file__).resolve().parents[2]

@@ -17,9 +17,9 @@ import pytest
 import typer.main
 import yaml
 
-from core.secrets import find_secret_shapes, is_secret_field
-from core.settings import Settings
-from ui.cli import app as cli_app
+from specfleet.cli import app as cli_app
+from specfleet.core.secrets import find_secret_shapes, is_secret_field
+from specfleet.core.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
@@ -45,7 +45,7 @@ CREDENTIAL_SETTINGS = {
 # SPECFLEET_* names the deploy files use that are not settings, and why
 NOT_SETTINGS = {
     "SPECFLEET_IMAGE": "compose: which image to run",
-    "SPECFLEET_WEB_SECRET": "ui/web/auth.py reads it from the environment",
+    "SPECFLEET_WEB_SECRET": "specfleet/web/auth.py reads it from the environment",
 }
 SPECFLEET_SERVICES = ("web", "worker", "scheduler")
 INTERPOLATION = re.compile(r"\$\{[^}]*\}")

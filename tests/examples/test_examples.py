@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from core.spec import Spec, load_spec
-from core.spec.layout import builds_in_checkout
+from specfleet.core.spec import Spec, load_spec
+from specfleet.core.spec.layout import builds_in_checkout
 from tests.conftest import EXAMPLES
-from worker.verify.environments import local_interpreter, pyenv_versions
+from specfleet.worker.verify.environments import local_interpreter, pyenv_versions
 
 EXAMPLE_DIRS = sorted(path.parent for path in EXAMPLES.glob("*/dataproduct.yaml"))
 UV = str(Path(sys.executable).with_name("uv"))

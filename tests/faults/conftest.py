@@ -20,16 +20,16 @@ import pytest
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 
-from core.db import ensure_schema, make_engine
-from core.settings import get_settings
-from scheduler.due import Schedule
-from scheduler.fanout import fan_out_window
+from specfleet.core.db import ensure_schema, make_engine
+from specfleet.core.settings import get_settings
+from specfleet.scheduler.due import Schedule
+from specfleet.scheduler.fanout import fan_out_window
+from specfleet.worker.app import make_app
+from specfleet.worker.tasks import send_evaluations
 from tests.conftest import SPECFLEET
 from tests.support.fake_index import IndexScript, fake_index
 from tests.support.servers import ThrowawayPostgres, ThrowawayRedis
 from tests.worker.fleet import ADVISORIES, WorkerProcess, footfall_repo, register, worker_env
-from worker.app import make_app
-from worker.tasks import send_evaluations
 
 FLEET_SIZE = 40
 SCHEDULE = Schedule.from_config("0 6 * * 1", "UTC")

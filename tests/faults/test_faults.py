@@ -19,15 +19,15 @@ from pathlib import Path
 import pytest
 from sqlmodel import col, func, select
 
-from core.db import Evaluation, MergeRequest, StageResult, session_scope
-from core.settings import get_settings
-from scheduler.fanout import queue_policy_evaluations
-from scheduler.pause import pause_fleet, resume_fleet
+from specfleet.core.db import Evaluation, MergeRequest, StageResult, session_scope
+from specfleet.core.settings import get_settings
+from specfleet.scheduler.fanout import queue_policy_evaluations
+from specfleet.scheduler.pause import pause_fleet, resume_fleet
+from specfleet.worker.app import make_app
+from specfleet.worker.tasks import paused_check, send_evaluations
 from tests.conftest import SPECFLEET
 from tests.faults.conftest import FLEET_SIZE, Fleet
 from tests.worker.fleet import evaluations, footfall_repo, register, wait_for
-from worker.app import make_app
-from worker.tasks import paused_check, send_evaluations
 
 pytestmark = [pytest.mark.faults, pytest.mark.postgres, pytest.mark.redis]
 PACK_V1 = Path(__file__).resolve().parents[2] / "policies" / "pack" / "v1"
@@ -259,8 +259,8 @@ def _queue_empty(fleet: Fleet) -> bool:
 
 def publish_one_rule(fleet: Fleet, tmp_path: Path) -> int:
     """Publish a one-rule pack (a dependency rule: no semgrep run per evaluation)."""
-    from policies.packs import load_pack
-    from policies.store import publish
+    from specfleet.policies.packs import load_pack
+    from specfleet.policies.store import publish
 
     pack = tmp_path / "pack"
     shutil.copytree(PACK_V1, pack, ignore=shutil.ignore_patterns("*"))
@@ -275,7 +275,7 @@ def test_pause_during_a_policy_publication_fan_out_holds_the_rest(
 ) -> None:
     """(e) The fleet is paused after the first batch of a publication's fan-out: the rest is
     held (nothing sent, nothing run, the sweep included) until resume, then each runs once."""
-    import scheduler.fanout as fanout
+    import specfleet.scheduler.fanout as fanout
 
     version = publish_one_rule(fleet, tmp_path)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from policies.findings import Finding, unmatched
+from specfleet.policies.findings import Finding, unmatched
 
 NAIVE = "This makes a naive timestamp (no time zone)."
 

@@ -12,12 +12,12 @@ import datetime as dt
 import shutil
 from pathlib import Path
 
-from core.health.advisories.osv_directory import OsvDirectory
-from core.health.pins import read_pins
-from core.health.report import assess
-from policies.checks.dependency import check_dependency_rule
-from policies.findings import Finding, unmatched
-from policies.packs import load_pack
+from specfleet.core.health.advisories.osv_directory import OsvDirectory
+from specfleet.core.health.pins import read_pins
+from specfleet.core.health.report import assess
+from specfleet.policies.checks.dependency import check_dependency_rule
+from specfleet.policies.findings import Finding, unmatched
+from specfleet.policies.packs import load_pack
 from tests.conftest import REPO_ROOT
 
 FIXTURES = REPO_ROOT / "tests" / "fixtures"

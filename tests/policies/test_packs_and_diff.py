@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from core.errors import PolicyPackInvalid
-from policies.diff import ProductFacts, diff_rules, newly_affected, newly_covered
-from policies.model import Rule
-from policies.packs import load_pack
+from specfleet.core.errors import PolicyPackInvalid
+from specfleet.policies.diff import ProductFacts, diff_rules, newly_affected, newly_covered
+from specfleet.policies.model import Rule
+from specfleet.policies.packs import load_pack
 
 PACK = Path(__file__).resolve().parents[2] / "policies" / "pack"
 

@@ -10,19 +10,19 @@ import pytest
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
-from core.db import ComplianceRecord, Evaluation
-from core.git import MirrorCache
-from core.health.advisories import OsvDirectory
-from core.health.releases import IndexClient
-from core.health.report import check_health
-from core.registry import Registration, Registry
-from core.spec import load_spec
-from policies.check import check_product
-from policies.compliance import compliance_matrix, record_check, rollout
-from policies.findings import Finding
-from policies.packs import load_pack
-from policies.store import list_policy_sets, load_policy_set, publish
-from scheduler.fanout import queue_policy_evaluations
+from specfleet.core.db import ComplianceRecord, Evaluation
+from specfleet.core.git import MirrorCache
+from specfleet.core.health.advisories import OsvDirectory
+from specfleet.core.health.releases import IndexClient
+from specfleet.core.health.report import check_health
+from specfleet.core.registry import Registration, Registry
+from specfleet.core.spec import load_spec
+from specfleet.policies.check import check_product
+from specfleet.policies.compliance import compliance_matrix, record_check, rollout
+from specfleet.policies.findings import Finding
+from specfleet.policies.packs import load_pack
+from specfleet.policies.store import list_policy_sets, load_policy_set, publish
+from specfleet.scheduler.fanout import queue_policy_evaluations
 from tests.conftest import EXAMPLES, RepoFactory
 from tests.support.fake_index import IndexScript, fake_index
 

@@ -21,8 +21,8 @@ from typing import Any
 import pytest
 import yaml
 
-from core.errors import PolicyCheckError, SpecfleetError
-from policies.checks.semgrep import (
+from specfleet.core.errors import PolicyCheckError, SpecfleetError
+from specfleet.policies.checks.semgrep import (
     RUN_RULE_ID,
     SemgrepReport,
     SemgrepRuleSet,
@@ -32,7 +32,7 @@ from policies.checks.semgrep import (
     findings_from_report,
     validate_semgrep_rules,
 )
-from policies.findings import Finding, RuleSeverity
+from specfleet.policies.findings import Finding, RuleSeverity
 from tests.conftest import EXAMPLES, REPO_ROOT, RepoFactory
 
 PACK = REPO_ROOT / "policies" / "pack" / "v1" / "semgrep"

@@ -6,8 +6,8 @@ import datetime as dt
 
 import pytest
 
-from core.errors import ConfigurationError
-from scheduler.due import (
+from specfleet.core.errors import ConfigurationError
+from specfleet.scheduler.due import (
     Cron,
     ProductFacts,
     Schedule,

@@ -10,11 +10,11 @@ import pytest
 from sqlalchemy import Engine
 from sqlmodel import col, select
 
-from core.db import Evaluation, Product, session_scope
-from core.settings import Settings
-from scheduler.beat import window_lock
-from scheduler.due import Schedule
-from scheduler.fanout import (
+from specfleet.core.db import Evaluation, Product, session_scope
+from specfleet.core.settings import Settings
+from specfleet.scheduler.beat import window_lock
+from specfleet.scheduler.due import Schedule
+from specfleet.scheduler.fanout import (
     fan_out_window,
     queue_policy_evaluations,
     queued_evaluation_ids,
@@ -110,7 +110,7 @@ def test_policy_publish_queues_and_dispatches(engine: Engine) -> None:
 def test_pause_mid_publication_fan_out_holds_the_remaining_batches(engine: Engine) -> None:
     """A pause landing during a publication's fan-out: every affected product is still recorded
     as queued (the sweep sends them on resume), nothing after the pause is sent."""
-    from scheduler.pause import fleet_paused, pause_fleet
+    from specfleet.scheduler.pause import fleet_paused, pause_fleet
 
     ids = register(engine, 25)
     recorder = Recorder(engine)
@@ -135,7 +135,7 @@ def test_pause_mid_publication_fan_out_holds_the_remaining_batches(engine: Engin
 
 def test_paused_window_fan_out_sends_nothing_after_the_pause(engine: Engine) -> None:
     """A window fan-out of 3 batches paused after the first: 1 batch sent, all 25 recorded."""
-    from scheduler.pause import fleet_paused, pause_fleet
+    from specfleet.scheduler.pause import fleet_paused, pause_fleet
 
     register(engine, 25)
     recorder = Recorder(engine)

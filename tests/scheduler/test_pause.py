@@ -7,8 +7,8 @@ import datetime as dt
 from sqlalchemy import Engine
 from sqlmodel import select
 
-from core.db import AuditEntry, session_scope
-from scheduler.pause import (
+from specfleet.core.db import AuditEntry, session_scope
+from specfleet.scheduler.pause import (
     PAUSE,
     RESUME,
     FleetEvent,

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from core.db import ensure_schema, make_engine
-from core.settings import get_settings
+from specfleet.core.db import ensure_schema, make_engine
+from specfleet.core.settings import get_settings
 from tests.support.fake_index import IndexScript, fake_index
 from tests.worker.fleet import ADVISORIES, evaluations, footfall_repo, register
 
@@ -73,7 +73,7 @@ def test_run_window_refuses_while_the_fleet_is_paused(
     cli: CLI, tmp_path: Path, specfleet_home: Path
 ) -> None:
     """A paused fleet queues nothing: exit 1 and who paused it, and how to resume."""
-    from scheduler.pause import pause_fleet
+    from specfleet.scheduler.pause import pause_fleet
 
     engine = make_engine(get_settings().resolved_database_url)
     ensure_schema(engine)
@@ -114,7 +114,7 @@ def test_manual_evaluate_refuses_while_paused_unless_forced(
     cli: CLI, tmp_path: Path, specfleet_home: Path
 ) -> None:
     """A paused fleet: `evaluate` queues nothing and says who paused; `--force` queues it."""
-    from scheduler.pause import pause_fleet
+    from specfleet.scheduler.pause import pause_fleet
 
     engine = make_engine(get_settings().resolved_database_url)
     ensure_schema(engine)

@@ -9,10 +9,10 @@ import pytest
 from sqlalchemy import Engine
 from sqlmodel import select
 
-from core.db import AuditEntry, MergeRequest, Product, Proposal, session_scope
-from core.forges.gitlab import GitLabForge
-from core.forges.interface import EVERGREEN_BRANCH, BranchPush, Forge, MergeRequestParams
-from scheduler.tracking import track_merge_requests
+from specfleet.core.db import AuditEntry, MergeRequest, Product, Proposal, session_scope
+from specfleet.core.forges.gitlab import GitLabForge
+from specfleet.core.forges.interface import EVERGREEN_BRANCH, BranchPush, Forge, MergeRequestParams
+from specfleet.scheduler.tracking import track_merge_requests
 from tests.conftest import RepoFactory, commit_files
 from tests.support.fake_gitlab import FakeGitLab, fake_gitlab
 

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine
 
-from core.db import ensure_schema, make_engine
-from core.git import MirrorCache
-from core.registry import Registration
-from services.products import register_product
+from specfleet.core.db import ensure_schema, make_engine
+from specfleet.core.git import MirrorCache
+from specfleet.core.registry import Registration
+from specfleet.services.products import register_product
 from tests.conftest import RepoFactory
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"

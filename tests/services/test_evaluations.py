@@ -9,10 +9,10 @@ import pytest
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
-from core.db import AmendmentRequest, AuditEntry, Evaluation
-from core.errors import FleetPaused, InputError, ProductNotFound
-from scheduler.pause import pause_fleet
-from services.evaluations import request_amendment, request_evaluation
+from specfleet.core.db import AmendmentRequest, AuditEntry, Evaluation
+from specfleet.core.errors import FleetPaused, InputError, ProductNotFound
+from specfleet.scheduler.pause import pause_fleet
+from specfleet.services.evaluations import request_amendment, request_evaluation
 
 
 class Refused(Exception):

@@ -9,11 +9,11 @@ import git
 import pytest
 from sqlalchemy import Engine
 
-from core.db import MergeRequest, session_scope
-from core.errors import MergeRequestNotFound, MergeRequestRefused
-from core.forges.interface import EVERGREEN_BRANCH, BranchPush, MergeRequestParams
-from core.forges.local import LocalForge
-from services.merge_requests import act_on_merge_request, revert_merge_request
+from specfleet.core.db import MergeRequest, session_scope
+from specfleet.core.errors import MergeRequestNotFound, MergeRequestRefused
+from specfleet.core.forges.interface import EVERGREEN_BRANCH, BranchPush, MergeRequestParams
+from specfleet.core.forges.local import LocalForge
+from specfleet.services.merge_requests import act_on_merge_request, revert_merge_request
 from tests.conftest import commit_files
 
 

@@ -8,11 +8,11 @@ import pytest
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
-from core.db import Evaluation
-from core.errors import InputError
-from policies.store import list_policy_sets
-from scheduler.pause import pause_fleet
-from services.policies import bundled_packs, pack_folder, publish_policy_pack
+from specfleet.core.db import Evaluation
+from specfleet.core.errors import InputError
+from specfleet.policies.store import list_policy_sets
+from specfleet.scheduler.pause import pause_fleet
+from specfleet.services.policies import bundled_packs, pack_folder, publish_policy_pack
 from tests.services.conftest import spec_pack
 
 

@@ -9,12 +9,12 @@ import pytest
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
-from core.db import Evaluation, ensure_schema, make_engine
-from core.git import MirrorCache
-from core.registry import Registration
-from services.evaluations import request_evaluation
-from services.policies import publish_policy_pack
-from services.products import register_product
+from specfleet.core.db import Evaluation, ensure_schema, make_engine
+from specfleet.core.git import MirrorCache
+from specfleet.core.registry import Registration
+from specfleet.services.evaluations import request_evaluation
+from specfleet.services.policies import publish_policy_pack
+from specfleet.services.products import register_product
 from tests.conftest import RepoFactory
 from tests.services.conftest import PLATFORM, VALID_SPEC, spec_pack
 

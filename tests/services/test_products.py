@@ -8,11 +8,11 @@ import pytest
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
-from core.db import AuditEntry, Product
-from core.errors import ImportFileError, InputError
-from core.git import MirrorCache
-from core.registry import Registration
-from services.products import (
+from specfleet.core.db import AuditEntry, Product
+from specfleet.core.errors import ImportFileError, InputError
+from specfleet.core.git import MirrorCache
+from specfleet.core.registry import Registration
+from specfleet.services.products import (
     MAX_IMPORT_BYTES,
     import_upload,
     on_default_branch,

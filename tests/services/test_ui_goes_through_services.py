@@ -15,15 +15,15 @@ UI = Path(__file__).resolve().parents[2] / "ui"
 
 # (module, name) pairs only services/ may import
 UNDERLYING = {
-    ("policies.store", "publish"),
-    ("scheduler.fanout", "queue_policy_evaluations"),
-    ("worker.pipeline", "queue_evaluation"),
-    ("worker.pipeline.run", "queue_evaluation"),
-    ("worker.pipeline.amend", "request_amendment"),
-    ("core.registry", "Registry"),
-    ("core.registry.store", "Registry"),
-    ("core.db.ledger", "queue_once"),
-    ("worker.automerge", "open_revert"),
+    ("specfleet.policies.store", "publish"),
+    ("specfleet.scheduler.fanout", "queue_policy_evaluations"),
+    ("specfleet.worker.pipeline", "queue_evaluation"),
+    ("specfleet.worker.pipeline.run", "queue_evaluation"),
+    ("specfleet.worker.pipeline.amend", "request_amendment"),
+    ("specfleet.core.registry", "Registry"),
+    ("specfleet.core.registry.store", "Registry"),
+    ("specfleet.core.db.ledger", "queue_once"),
+    ("specfleet.worker.automerge", "open_revert"),
 }
 FORGE_ACTIONS = {"approve", "merge", "close"}
 
@@ -55,8 +55,8 @@ def bypasses(tree: ast.AST) -> list[tuple[int, str]]:
 
 def test_the_guard_recognises_a_bypass() -> None:
     sample = (
-        "from policies.store import publish\n"
-        "from core.registry import Registry, get_product\n"
+        "from specfleet.policies.store import publish\n"
+        "from specfleet.core.registry import Registry, get_product\n"
         "context.forge.approve(1, 'me')\n"
         "_forge(wired).merge(1, 'me')\n"
         "repo.close()\n"

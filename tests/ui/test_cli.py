@@ -9,7 +9,7 @@ from subprocess import CompletedProcess
 
 import pytest
 
-from core.db.engine import SCHEMA_HEAD
+from specfleet.core.db.engine import SCHEMA_HEAD
 from tests.conftest import RepoFactory
 
 Cli = Callable[..., CompletedProcess[str]]
@@ -227,7 +227,10 @@ def test_cli_against_postgresql(cli: Cli, make_repo: RepoFactory, postgres_url: 
 def test_db_upgrade_on_an_empty_sqlite(cli: Cli, specfleet_home: Path) -> None:
     """db upgrade creates the schema in a new home and is safe to repeat."""
     first = cli("db", "upgrade")
-    assert first.returncode == 0 and f"migrated from an empty database to {SCHEMA_HEAD}" in first.stdout
+    assert (
+        first.returncode == 0
+        and f"migrated from an empty database to {SCHEMA_HEAD}" in first.stdout
+    )
     assert (specfleet_home / "specfleet.db").exists()
     assert "up to date" in cli("db", "upgrade").stdout
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import git
 from sqlmodel import Session, select
 
-from core.db import AuditEntry, Product
-from core.forges.local import LocalForge
+from specfleet.core.db import AuditEntry, Product
+from specfleet.core.forges.local import LocalForge
 from tests.ui.test_cli_mr import Cli, forge, publish  # noqa: F401
 
 

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 from subprocess import CompletedProcess
 
-from core.db import ensure_schema, make_engine
+from specfleet.core.db import ensure_schema, make_engine
 from tests.core.test_notify import (
     ANA,
     LEE,

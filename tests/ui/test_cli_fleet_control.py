@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from core.db import Evaluation, MergeRequest, Product, make_engine, session_scope
-from core.settings import get_settings
-from scheduler.pause import fleet_paused
+from specfleet.core.db import Evaluation, MergeRequest, Product, make_engine, session_scope
+from specfleet.core.settings import get_settings
+from specfleet.scheduler.pause import fleet_paused
 
 
 def test_pause_status_resume(cli) -> None:  # type: ignore[no-untyped-def]
@@ -43,7 +43,7 @@ def test_resume_when_running_says_so(cli) -> None:  # type: ignore[no-untyped-de
 def test_status_counts_work_in_flight(cli) -> None:  # type: ignore[no-untyped-def]
     """Status shows active products, queued and running evaluations and open merge requests."""
     engine = make_engine(get_settings().resolved_database_url)
-    from core.db import ensure_schema
+    from specfleet.core.db import ensure_schema
 
     ensure_schema(engine)
     with session_scope(engine) as session:
@@ -98,8 +98,8 @@ def test_status_shows_broker_depth_queue_ages_expired_leases_and_workers(  # typ
 
     import redis
 
-    from core.db import ensure_schema
-    from core.fleetstate import announce_worker
+    from specfleet.core.db import ensure_schema
+    from specfleet.core.fleetstate import announce_worker
 
     client = redis.Redis.from_url(redis_url)
     client.flushdb()

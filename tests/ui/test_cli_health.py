@@ -12,7 +12,7 @@ from subprocess import CompletedProcess
 
 import pytest
 
-from core.health.advisories import OsvDirectory, start_server
+from specfleet.core.health.advisories import OsvDirectory, start_server
 from tests.conftest import EXAMPLES
 from tests.support.fake_index import IndexScript, fake_index
 

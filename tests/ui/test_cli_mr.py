@@ -10,11 +10,11 @@ import git
 import pytest
 from sqlmodel import select
 
-from core.db import AuditEntry, Product, Proposal, make_engine, session_scope
-from core.db.engine import ensure_schema
-from core.forges.interface import EVERGREEN_BRANCH, BranchPush, MergeRequestParams
-from core.forges.local import LocalForge
-from core.settings import get_settings
+from specfleet.core.db import AuditEntry, Product, Proposal, make_engine, session_scope
+from specfleet.core.db.engine import ensure_schema
+from specfleet.core.forges.interface import EVERGREEN_BRANCH, BranchPush, MergeRequestParams
+from specfleet.core.forges.local import LocalForge
+from specfleet.core.settings import get_settings
 from tests.conftest import RepoFactory, commit_files
 
 Cli = Callable[..., CompletedProcess[str]]

@@ -11,7 +11,7 @@ from subprocess import CompletedProcess
 
 import pytest
 
-from core.windows import iso_week
+from specfleet.core.windows import iso_week
 from tests.conftest import EXAMPLES, RepoFactory
 from tests.support.fake_index import IndexScript, fake_index
 

@@ -9,7 +9,7 @@ from subprocess import CompletedProcess
 
 import yaml
 
-from core.spec import check_spec_file
+from specfleet.core.spec import check_spec_file
 from tests.conftest import EXAMPLES, RepoFactory
 
 Cli = Callable[..., CompletedProcess[str]]

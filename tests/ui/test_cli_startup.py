@@ -9,9 +9,9 @@ import sys
 
 import typer
 
-import ui.cli.commands as command_table
-from ui.cli import build_app, root_help
-from ui.cli.commands import COMMANDS
+import specfleet.cli.commands as command_table
+from specfleet.cli import build_app, root_help
+from specfleet.cli.commands import COMMANDS
 
 CLI = command_table.__name__.rsplit(".", 1)[0]  # the CLI package's installed name
 
@@ -63,8 +63,5 @@ def test_root_help_imports_no_command() -> None:
 def test_a_command_imports_only_its_own_module() -> None:
     loaded = _modules_after("examples", "--help")
     assert f"{CLI}.examples" in loaded
-    assert (
-        not {f"{CLI}.web", f"{CLI}.fleet", f"{CLI}.demo", "ui.web.app", "specfleet.web.app"}
-        & loaded
-    )
+    assert not {f"{CLI}.web", f"{CLI}.fleet", f"{CLI}.demo", "specfleet.web.app"} & loaded
     assert "celery" not in loaded

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from core.spec.model import Spec
-from worker.verify.environments import EnvironmentCache, ProductEnvironment
+from specfleet.core.spec.model import Spec
+from specfleet.worker.verify.environments import EnvironmentCache, ProductEnvironment
 
 
 def make_spec(dependencies: str = "requirements.txt", runtime: str = "python3.11") -> Spec:

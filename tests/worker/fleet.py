@@ -21,7 +21,7 @@ import git
 from sqlalchemy import Engine
 from sqlmodel import col, select
 
-from core.db import Evaluation, Product, session_scope
+from specfleet.core.db import Evaluation, Product, session_scope
 from tests.conftest import EXAMPLES, SPECFLEET
 
 ADVISORIES = EXAMPLES / "advisories"

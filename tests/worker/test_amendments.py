@@ -20,16 +20,16 @@ import pytest
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
-from agent.amend import AmendmentAsk
-from agent.budget import Budget
-from agent.llm import LLMClient, LLMConfig, LLMPlanner
-from core.db import AmendmentRequest, LLMCall
+from specfleet.agent.amend import AmendmentAsk
+from specfleet.agent.budget import Budget
+from specfleet.agent.llm import LLMClient, LLMConfig, LLMPlanner
+from specfleet.core.db import AmendmentRequest, LLMCall
+from specfleet.worker.pipeline import EvaluationResult, run_evaluation
+from specfleet.worker.pipeline.amend import request_amendment
+from specfleet.worker.pipeline.llm_plan import LLMPlanning
 from tests.support.scripted_llm import Step, scripted_llm
 from tests.worker import test_pipeline as base
 from tests.worker.test_pipeline import WINDOW, Fleet
-from worker.pipeline import EvaluationResult, run_evaluation
-from worker.pipeline.amend import request_amendment
-from worker.pipeline.llm_plan import LLMPlanning
 
 pytestmark = pytest.mark.network
 

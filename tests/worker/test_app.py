@@ -11,10 +11,12 @@ import pytest
 from celery.schedules import crontab
 from sqlalchemy import Engine
 
-from core.db import ensure_schema, make_engine
-from core.settings import Settings, get_settings
-from scheduler.due import Schedule
-from scheduler.fanout import fan_out_window
+from specfleet.core.db import ensure_schema, make_engine
+from specfleet.core.settings import Settings, get_settings
+from specfleet.scheduler.due import Schedule
+from specfleet.scheduler.fanout import fan_out_window
+from specfleet.worker.app import broker_urls, is_embedded, make_app
+from specfleet.worker.tasks import EVALUATE, retry_delay, send_evaluations
 from tests.conftest import SPECFLEET
 from tests.support.fake_index import IndexScript, fake_index
 from tests.worker.fleet import (
@@ -26,8 +28,6 @@ from tests.worker.fleet import (
     wait_for,
     worker_env,
 )
-from worker.app import broker_urls, is_embedded, make_app
-from worker.tasks import EVALUATE, retry_delay, send_evaluations
 
 
 def test_embedded_default_needs_no_server(specfleet_home: Path) -> None:
@@ -155,7 +155,7 @@ def test_fan_out_task_queues_the_window_and_skips_when_paused(
     embedded_settings: Settings, tmp_path: Path
 ) -> None:
     """The beat's fan-out task queues due products once; a paused fleet queues nothing."""
-    from scheduler.pause import pause_fleet, resume_fleet
+    from specfleet.scheduler.pause import pause_fleet, resume_fleet
 
     engine = make_engine(embedded_settings.resolved_database_url)
     ensure_schema(engine)

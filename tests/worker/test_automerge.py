@@ -12,7 +12,7 @@ import git
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
-from core.db import (
+from specfleet.core.db import (
     AuditEntry,
     AutomergeRecord,
     MergeRequest,
@@ -22,11 +22,10 @@ from core.db import (
     Proposal,
     session_scope,
 )
-from core.db.types import utcnow
-from core.forges.interface import EVERGREEN_BRANCH, BranchPush, MergeRequestParams
-from core.forges.local import LocalForge
-from tests.conftest import EXAMPLES, commit_files
-from worker.automerge import (
+from specfleet.core.db.types import utcnow
+from specfleet.core.forges.interface import EVERGREEN_BRANCH, BranchPush, MergeRequestParams
+from specfleet.core.forges.local import LocalForge
+from specfleet.worker.automerge import (
     decide_automerge,
     effective_level,
     mark_announced,
@@ -34,7 +33,8 @@ from worker.automerge import (
     run_automerge,
     unannounced_automerges,
 )
-from worker.review import review_facts
+from specfleet.worker.review import review_facts
+from tests.conftest import EXAMPLES, commit_files
 
 GRACE = dt.timedelta(hours=24)
 FIX = {

@@ -8,17 +8,17 @@ from typing import Any
 import duckdb
 import pytest
 
-from core.spec.model import Column, Output, Spec
-from worker.verify.contract import (
+from specfleet.core.spec.model import Column, Output, Spec
+from specfleet.worker.verify.contract import (
     check_against_baseline,
     check_against_spec,
     contract_ok,
     type_change_level,
     unexpected_output_differences,
 )
-from worker.verify.contract_data import null_and_enum_violations
-from worker.verify.model import ContractDifference, OutputSchema
-from worker.verify.schemas import logical_type, read_output_schema, unexpected_outputs
+from specfleet.worker.verify.contract_data import null_and_enum_violations
+from specfleet.worker.verify.model import ContractDifference, OutputSchema
+from specfleet.worker.verify.schemas import logical_type, read_output_schema, unexpected_outputs
 
 ORDERS_COLUMNS: list[dict[str, Any]] = [
     {"name": "order_id", "type": "bigint", "required": True},

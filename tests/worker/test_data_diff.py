@@ -9,9 +9,9 @@ from typing import Any
 
 import duckdb
 
-from core.spec.model import Output
-from worker.verify.data import data_ok, diff_output
-from worker.verify.model import DataDiff
+from specfleet.core.spec.model import Output
+from specfleet.worker.verify.data import data_ok, diff_output
+from specfleet.worker.verify.model import DataDiff
 
 # The rows every test starts from; tests derive their outputs from the table ``orders``.
 ORDERS_SQL = """

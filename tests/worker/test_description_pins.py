@@ -3,8 +3,8 @@ target the change was resolved for."""
 
 from __future__ import annotations
 
+from specfleet.worker.pipeline.description import render_description
 from tests.worker.test_pipeline_decisions import facts
-from worker.pipeline.description import render_description
 
 
 def test_every_changed_pin_and_the_python_target_are_in_the_description() -> None:

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from core.errors import DependencyFileError, VerificationError
-from worker.verify.environments import (
+from specfleet.core.errors import DependencyFileError, VerificationError
+from specfleet.worker.verify.environments import (
     COMPLETE_MARKER,
     IN_USE_SECONDS,
     USED_MARKER,

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from core.spec import load_spec
+from specfleet.core.spec import load_spec
+from specfleet.worker.report import render_verdict
+from specfleet.worker.verify.environments import EnvironmentCache
+from specfleet.worker.verify.gate import Verdict, verify
 from tests.conftest import EXAMPLES
-from worker.report import render_verdict
-from worker.verify.environments import EnvironmentCache
-from worker.verify.gate import Verdict, verify
 
 pytestmark = pytest.mark.network
 MAIN = "    args = parser.parse_args(argv)\n"

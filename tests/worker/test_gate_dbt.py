@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from core.spec import load_spec
+from specfleet.core.spec import load_spec
+from specfleet.worker.report import render_verdict
+from specfleet.worker.verify.environments import EnvironmentCache
+from specfleet.worker.verify.gate import Verdict, verify
+from specfleet.worker.verify.results import SideResultCache
 from tests.conftest import EXAMPLES
-from worker.report import render_verdict
-from worker.verify.environments import EnvironmentCache
-from worker.verify.gate import Verdict, verify
-from worker.verify.results import SideResultCache
 
 pytestmark = pytest.mark.network
 
@@ -99,7 +99,7 @@ def test_baseline_whose_dbt_build_fails_needs_its_owner_naming_the_model(
     caches: tuple[EnvironmentCache, SideResultCache], tmp_path: Path
 ) -> None:
     """A broken model on the default branch: the owner is told which model, not ops a crash."""
-    from worker.pipeline.verification import baseline_build_broken, baseline_problem
+    from specfleet.worker.pipeline.verification import baseline_build_broken, baseline_problem
 
     broken = Path(shutil.copytree(EXAMPLES / "shop_marts", tmp_path / "broken"))
     model = broken / "models" / "marts" / "daily_revenue.sql"

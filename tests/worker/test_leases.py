@@ -17,15 +17,15 @@ from celery.exceptions import Reject
 from sqlalchemy import Engine
 from sqlmodel import select
 
-from core.db import StageResult, ensure_schema, ledger, make_engine, session_scope
-from core.db.types import utcnow
-from core.settings import Settings, get_settings
-from scheduler.pause import pause_fleet, resume_fleet
+from specfleet.core.db import StageResult, ensure_schema, ledger, make_engine, session_scope
+from specfleet.core.db.types import utcnow
+from specfleet.core.settings import Settings, get_settings
+from specfleet.scheduler.pause import pause_fleet, resume_fleet
+from specfleet.worker.app import make_app
+from specfleet.worker.leases import lease_owner, owner_is_dead
+from specfleet.worker.tasks import EVALUATE
 from tests.support.fake_index import IndexScript, fake_index
 from tests.worker.fleet import ADVISORIES, evaluations, footfall_repo, register
-from worker.app import make_app
-from worker.leases import lease_owner, owner_is_dead
-from worker.tasks import EVALUATE
 
 WINDOW = "2026-W48"
 
@@ -143,7 +143,7 @@ def test_database_outage_rejects_the_message_for_requeue(
 ) -> None:
     """The database stays unreachable past SPECFLEET_DATABASE_OUTAGE: the task retries, then
     rejects the message with requeue (never acknowledging an evaluation it did not run)."""
-    from worker import tasks
+    from specfleet.worker import tasks
 
     monkeypatch.setenv("SPECFLEET_DATABASE_URL", "postgresql+psycopg://nobody@127.0.0.1:9/none")
     monkeypatch.setenv("SPECFLEET_DATABASE_OUTAGE", "2")

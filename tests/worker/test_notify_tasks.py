@@ -7,12 +7,12 @@ from pathlib import Path
 import pytest
 from celery.schedules import crontab
 
-from core.db import ensure_schema, make_engine
-from core.settings import Settings, get_settings
+from specfleet.core.db import ensure_schema, make_engine
+from specfleet.core.settings import Settings, get_settings
+from specfleet.worker import notify_tasks
+from specfleet.worker.app import make_app
 from tests.core.test_notify import ANA, add_merge_request, add_needs_human, add_product
 from tests.support.receivers import smtp_server
-from worker import notify_tasks
-from worker.app import make_app
 
 
 def test_the_digest_goes_out_on_monday_mornings_by_default() -> None:
@@ -39,7 +39,7 @@ def test_digest_and_needs_human_tasks_send_once(
         add_merge_request(engine, "orders", "Upgrade pandas to 2.2.3", None)
         evaluation = add_needs_human(engine, "orders", "tests fail")
         app = make_app(settings)
-        assert "worker.notify_tasks" in app.conf.include  # what a worker imports at start
+        assert "specfleet.worker.notify_tasks" in app.conf.include  # what a worker imports at start
         digest = app.tasks[notify_tasks.DIGEST_TASK]
         assert digest.apply().get()["sent"] == 1
         assert digest.apply().get()["sent"] == 0

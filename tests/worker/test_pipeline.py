@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
-from core.db import (
+from specfleet.core.db import (
     AuditEntry,
     Evaluation,
     MergeRequest,
@@ -24,21 +24,26 @@ from core.db import (
     ensure_schema,
     make_engine,
 )
-from core.forges.interface import EVERGREEN_BRANCH
-from core.forges.local import LocalForge
-from core.git import MirrorCache
-from core.health.advisories import OsvDirectory
-from core.health.releases import DiskFactsCache, IndexClient
-from core.registry.decisions import Registration
-from core.registry.store import Registry
-from policies.packs import load_pack
-from policies.store import publish
+from specfleet.core.forges.interface import EVERGREEN_BRANCH
+from specfleet.core.forges.local import LocalForge
+from specfleet.core.git import MirrorCache
+from specfleet.core.health.advisories import OsvDirectory
+from specfleet.core.health.releases import DiskFactsCache, IndexClient
+from specfleet.core.registry.decisions import Registration
+from specfleet.core.registry.store import Registry
+from specfleet.examples import materialise_examples
+from specfleet.policies.packs import load_pack
+from specfleet.policies.store import publish
+from specfleet.worker.pipeline import (
+    EvaluationResult,
+    PipelineDeps,
+    queue_evaluation,
+    run_evaluation,
+)
+from specfleet.worker.verify.environments import EnvironmentCache
+from specfleet.worker.verify.results import SideResultCache
 from tests.conftest import commit_files
 from tests.support.fake_index import IndexScript, fake_index
-from ui.examples import materialise_examples
-from worker.pipeline import EvaluationResult, PipelineDeps, queue_evaluation, run_evaluation
-from worker.verify.environments import EnvironmentCache
-from worker.verify.results import SideResultCache
 
 pytestmark = pytest.mark.network  # product environments are installed from PyPI by uv
 

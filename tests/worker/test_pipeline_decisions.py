@@ -9,15 +9,15 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine
 
-from core.db import Product, session_scope
-from core.errors import InputError, ProductNotFound
-from core.spec import check_spec_bytes, load_spec
-from policies.findings import Finding
-from worker.pipeline import queue_evaluation
-from worker.pipeline.apply import DependencyChange, amendment_item, append_amendment
-from worker.pipeline.description import DescriptionFacts, NewRule, render_description
-from worker.pipeline.fingerprint import FingerprintInputs, PreviousEvaluation, decide_noop
-from worker.pipeline.plan import LLMUsage
+from specfleet.core.db import Product, session_scope
+from specfleet.core.errors import InputError, ProductNotFound
+from specfleet.core.spec import check_spec_bytes, load_spec
+from specfleet.policies.findings import Finding
+from specfleet.worker.pipeline import queue_evaluation
+from specfleet.worker.pipeline.apply import DependencyChange, amendment_item, append_amendment
+from specfleet.worker.pipeline.description import DescriptionFacts, NewRule, render_description
+from specfleet.worker.pipeline.fingerprint import FingerprintInputs, PreviousEvaluation, decide_noop
+from specfleet.worker.pipeline.plan import LLMUsage
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 INPUTS = FingerprintInputs("c1", "reg", "rules", "facts", "deterministic-v1")
@@ -170,6 +170,7 @@ def test_the_description_names_the_path_rounds_cached_tokens_and_a_failed_llm() 
 
 def test_a_violation_that_persists_on_the_same_pin_is_not_new() -> None:
     """Same rule on the same package after an upgrade keeps the baseline's identity."""
+
     def dep(rule: str, message: str, line: int, package: str, advisory: str | None = None):
         return Finding(
             rule, "dependency", "medium", message, "r.txt", line,
@@ -205,8 +206,8 @@ def test_a_worker_sees_advisories_added_to_its_directory(tmp_path: Path) -> None
     """The wired advisory source re-reads its directory, so a new advisory reaches no-op checks."""
     import shutil
 
-    from core.health.advisories import OsvDirectory
-    from worker.pipeline.wiring import RefreshingAdvisories
+    from specfleet.core.health.advisories import OsvDirectory
+    from specfleet.worker.pipeline.wiring import RefreshingAdvisories
 
     directory = tmp_path / "advisories"
     (directory / "vulns").mkdir(parents=True)
@@ -223,7 +224,7 @@ def test_editing_a_prompt_template_changes_the_planner_identity(
 ) -> None:
     """The fingerprint's planner part hashes the prompt files themselves: an edited prompt
     re-evaluates the fleet without a hand-kept version string."""
-    from worker.pipeline import llm_plan
+    from specfleet.worker.pipeline import llm_plan
 
     package = tmp_path / "fake_prompts"
     package.mkdir()

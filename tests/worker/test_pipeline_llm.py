@@ -10,13 +10,13 @@ import pytest
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
-from agent.budget import Budget
-from agent.llm import LLMClient, LLMConfig, LLMPlanner
-from core.db import LLMCall, MergeRequest
+from specfleet.agent.budget import Budget
+from specfleet.agent.llm import LLMClient, LLMConfig, LLMPlanner
+from specfleet.core.db import LLMCall, MergeRequest
+from specfleet.worker.pipeline.llm_plan import LLMPlanning
 from tests.support.scripted_llm import Step, scripted_llm
 from tests.worker import test_pipeline as base
 from tests.worker.test_pipeline import Fleet
-from worker.pipeline.llm_plan import LLMPlanning
 
 pytestmark = pytest.mark.network
 

@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
-from core.db import (
+from specfleet.core.db import (
     Evaluation,
     MergeRequest,
     PolicyRuleRecord,
@@ -22,14 +22,14 @@ from core.db import (
     Proposal,
     session_scope,
 )
-from core.db.types import utcnow
-from core.forges.local import LocalForge
-from core.forges.rate_limits import Capacity, Limits, Priority, Waiting, admit
-from core.settings import get_settings
+from specfleet.core.db.types import utcnow
+from specfleet.core.forges.local import LocalForge
+from specfleet.core.forges.rate_limits import Capacity, Limits, Priority, Waiting, admit
+from specfleet.core.settings import get_settings
+from specfleet.worker.pipeline.apply import Candidate, DependencyChange
+from specfleet.worker.pipeline.deferral import deferred_proposals, release_deferred
+from specfleet.worker.pipeline.publish import publish
 from tests.conftest import commit_files
-from worker.pipeline.apply import Candidate, DependencyChange
-from worker.pipeline.deferral import deferred_proposals, release_deferred
-from worker.pipeline.publish import publish
 
 SEVERITIES = {"ORG-CRIT": "critical", "ORG-HIGH": "high", "ORG-MED": "medium", "ORG-LOW": "low"}
 
@@ -237,11 +237,11 @@ def test_a_policy_pack_tightens_the_limits_and_bad_fleet_rules_are_refused(
     applies; an unknown key or a negative limit is refused with the file and line."""
     import shutil
 
-    from core.errors import PolicyPackInvalid
-    from policies.packs import load_pack
-    from policies.store import publish as publish_pack
+    from specfleet.core.errors import PolicyPackInvalid
+    from specfleet.policies.packs import load_pack
+    from specfleet.policies.store import publish as publish_pack
+    from specfleet.worker.pipeline.deferral import current_limits, latest_fleet_rules
     from tests.conftest import REPO_ROOT
-    from worker.pipeline.deferral import current_limits, latest_fleet_rules
 
     pack = tmp_path / "pack"
     shutil.copytree(REPO_ROOT / "policies/pack/v1", pack)

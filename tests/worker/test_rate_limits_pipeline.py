@@ -9,13 +9,13 @@ import datetime as dt
 import pytest
 from sqlmodel import Session, select
 
-from core.db import Product, Proposal, session_scope
-from core.db.types import utcnow
-from core.settings import get_settings
+from specfleet.core.db import Product, Proposal, session_scope
+from specfleet.core.db.types import utcnow
+from specfleet.core.settings import get_settings
+from specfleet.worker.automerge import run_automerge
+from specfleet.worker.pipeline.deferral import release_deferred
+from specfleet.worker.review import review_facts
 from tests.worker.test_pipeline import Fleet, caches, fleet, index_url  # noqa: F401
-from worker.automerge import run_automerge
-from worker.pipeline.deferral import release_deferred
-from worker.review import review_facts
 
 
 def test_a_deferred_real_proposal_is_released_and_judged_from_its_evidence(

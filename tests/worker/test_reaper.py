@@ -9,8 +9,8 @@ import sys
 import time
 from pathlib import Path
 
-from worker import reaper
-from worker.reaper import OwnerName, group_is_orphan, owner_is_gone, reap
+from specfleet.worker import reaper
+from specfleet.worker.reaper import OwnerName, group_is_orphan, owner_is_gone, reap
 
 # A stand-in worker: registers as an owner, starts a build in its own process group (a shell
 # that leaves a grandchild behind, as a build without bwrap could), records the group, then
@@ -18,7 +18,7 @@ from worker.reaper import OwnerName, group_is_orphan, owner_is_gone, reap
 FAKE_WORKER = """
 import subprocess, sys, time
 from pathlib import Path
-from worker import reaper
+from specfleet.worker import reaper
 owner = reaper.register_process(Path(sys.argv[1]))
 (owner.scratch / "specfleet-eval-x").mkdir()
 build = subprocess.Popen(["sh", "-c", "sleep 300 & sleep 300"], start_new_session=True)

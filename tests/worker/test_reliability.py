@@ -13,10 +13,12 @@ import pytest
 from sqlalchemy import Engine
 from sqlmodel import func, select
 
-from core.db import MergeRequest, StageResult, ensure_schema, make_engine, session_scope
-from core.settings import Settings, get_settings
-from scheduler.due import Schedule
-from scheduler.fanout import fan_out_window
+from specfleet.core.db import MergeRequest, StageResult, ensure_schema, make_engine, session_scope
+from specfleet.core.settings import Settings, get_settings
+from specfleet.scheduler.due import Schedule
+from specfleet.scheduler.fanout import fan_out_window
+from specfleet.worker.app import make_app
+from specfleet.worker.tasks import send_evaluations
 from tests.conftest import SPECFLEET, commit_files
 from tests.support.fake_index import IndexScript, fake_index
 from tests.worker.fleet import (
@@ -29,8 +31,6 @@ from tests.worker.fleet import (
     wait_for,
     worker_env,
 )
-from worker.app import make_app
-from worker.tasks import send_evaluations
 
 pytestmark = [pytest.mark.redis, pytest.mark.postgres]
 WINDOW = "2026-W48"

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from worker.verify.model import RunResult, SideResult
-from worker.verify.results import SideResultCache, side_key, tree_digest
+from specfleet.worker.verify.model import RunResult, SideResult
+from specfleet.worker.verify.results import SideResultCache, side_key, tree_digest
 
 
 def _result() -> SideResult:

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from core.errors import VerificationError
-from worker.verify.environments import ProductEnvironment
-from worker.verify.junit import junit_test_name, parse_junit
-from worker.verify.sandbox import (
+from specfleet.core.errors import VerificationError
+from specfleet.worker.verify.environments import ProductEnvironment
+from specfleet.worker.verify.junit import junit_test_name, parse_junit
+from specfleet.worker.verify.sandbox import (
     NO_BWRAP_WARNING,
     bwrap_command,
     python_installation,

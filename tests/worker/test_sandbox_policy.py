@@ -14,17 +14,17 @@ from pathlib import Path
 
 import pytest
 
-from core.settings import get_settings
-from tests.conftest import SPECFLEET
-from worker.verify.environments import ProductEnvironment
-from worker.verify.sandbox import run_sandboxed, sandbox_available
-from worker.verify.sandbox_policy import (
+from specfleet.core.settings import get_settings
+from specfleet.worker.verify.environments import ProductEnvironment
+from specfleet.worker.verify.sandbox import run_sandboxed, sandbox_available
+from specfleet.worker.verify.sandbox_policy import (
     MR_BANNER,
     SANDBOX_OFF_WARNING,
     SandboxRefused,
     decide,
     unsandboxed_banner,
 )
+from tests.conftest import SPECFLEET
 
 
 def test_decision_refuses_unsandboxed_fleet_runs_unless_explicitly_none() -> None:
@@ -47,10 +47,10 @@ def test_fleet_mode_without_a_working_sandbox_refuses_to_run_product_code(
 ) -> None:
     """With Redis configured (fleet mode) and bwrap unusable, a build is refused; with
     SPECFLEET_SANDBOX=none it runs and every result says UNSANDBOXED."""
-    import worker.verify.sandbox_policy as policy
+    import specfleet.worker.verify.sandbox_policy as policy
 
     monkeypatch.setenv("SPECFLEET_REDIS_URL", "redis://127.0.0.1:6379/0")
-    monkeypatch.setattr("worker.verify.sandbox.sandbox_available", lambda: False)
+    monkeypatch.setattr("specfleet.worker.verify.sandbox.sandbox_available", lambda: False)
     get_settings.cache_clear()
     (tmp_path / "wt").mkdir()
     with pytest.raises(SandboxRefused, match="bubblewrap"):

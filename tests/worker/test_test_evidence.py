@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from worker.verify import evidence
-from worker.verify.gate import Verdict
-from worker.verify.junit import parse_junit
-from worker.verify.model import RunResult, SideResult
+from specfleet.worker.verify import evidence
+from specfleet.worker.verify.gate import Verdict
+from specfleet.worker.verify.junit import parse_junit
+from specfleet.worker.verify.model import RunResult, SideResult
 
 TESTS = """import pytest
 

@@ -13,7 +13,7 @@ The contract::
     run_evaluation(evaluation_id, deps: PipelineDeps) -> EvaluationResult
         Claims the row through the ledger (or runs under the lease ``owner`` a worker task
         holds), runs the stages and always ends with the row in state ``done`` and an
-        ``outcome`` (``core.db.ledger.Outcome``):
+        ``outcome`` (``specfleet.core.db.ledger.Outcome``):
 
         no-op        the fingerprint equals the last answered evaluation's (nothing cloned,
                      scanned or asked of an LLM), or another evaluation of this window
@@ -29,12 +29,12 @@ The contract::
 
         Safe to call again for the same id, concurrently or after a crash: a finished
         evaluation returns its recorded result without work; publishing goes through the
-        forge's idempotent ``ensure_*`` calls and ``core.forges.decisions``, so there is
+        forge's idempotent ``ensure_*`` calls and ``specfleet.core.forges.decisions``, so there is
         never a second merge request. Raises only what a task should retry:
         ``core.errors.ForgeTransientError`` and ``core.errors.DatabaseError`` (the row then
         stays ``running`` and the next delivery continues it).
 
-    worker.wiring.pipeline_deps(settings) -> PipelineDeps
+    specfleet.worker.wiring.pipeline_deps(settings) -> PipelineDeps
         The collaborators from settings: engine, mirror cache, index client, advisory
         source, forge per product, environment cache, planner (None: deterministic
         remediators only), clock.
@@ -46,15 +46,20 @@ assess (export, health, policy findings, compliance rows; the fingerprint key is
 plan (the deterministic remediators' change: the first candidate) → draft (an owner's
 amendment, LLM only) → produce (the agent's loop from that candidate when an LLM is
 configured, else the deterministic commit) → verify (the gate; the loop verified and repaired
-its own) → judge → publish → record (the row through ``core.db.ledger``, the stages and an
+its own) → judge → publish → record (the row through ``specfleet.core.db.ledger``, the stages and an
 audit entry, one transaction).
 
 Every log line of an evaluation carries evaluation_id, product, window, trigger and stage
 (structlog context variables bound by the runner; the task adds task_id).
 """
 
-from worker.pipeline.deps import PipelineDeps, Planner
-from worker.pipeline.run import OUTCOMES, EvaluationResult, queue_evaluation, run_evaluation
+from specfleet.worker.pipeline.deps import PipelineDeps, Planner
+from specfleet.worker.pipeline.run import (
+    OUTCOMES,
+    EvaluationResult,
+    queue_evaluation,
+    run_evaluation,
+)
 
 __all__ = [
     "OUTCOMES",

@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy import Engine
 from sqlmodel import col, select
 
-from agent.amend import (
+from specfleet.agent.amend import (
     DRAFT_JSON_SCHEMA,
     AmendmentAsk,
     CheckedDraft,
@@ -30,15 +30,15 @@ from agent.amend import (
     draft_messages,
     parse_draft,
 )
-from agent.amend_text import amend_spec_text
-from agent.budget import DatabaseRecorder
-from agent.llm import Message
-from core.db import AmendmentRequest, AuditEntry, PolicySetRecord, Product, ledger
-from core.db.engine import session_scope
-from core.db.types import utcnow
-from core.errors import InputError, ProductNotFound
-from core.spec import Spec
-from core.spec.loader import check_spec_bytes
+from specfleet.agent.amend_text import amend_spec_text
+from specfleet.agent.budget import DatabaseRecorder
+from specfleet.agent.llm import Message
+from specfleet.core.db import AmendmentRequest, AuditEntry, PolicySetRecord, Product, ledger
+from specfleet.core.db.engine import session_scope
+from specfleet.core.db.types import utcnow
+from specfleet.core.errors import InputError, ProductNotFound
+from specfleet.core.spec import Spec
+from specfleet.core.spec.loader import check_spec_bytes
 
 BRANCH_PREFIX = "specfleet/amend-"
 
@@ -173,7 +173,7 @@ class DraftResult:
 
 
 def draft_spec(
-    planning: Any,  # worker.pipeline.llm_plan.LLMPlanning
+    planning: Any,  # specfleet.worker.pipeline.llm_plan.LLMPlanning
     spec: Spec,
     spec_text: str,
     spec_path: str,

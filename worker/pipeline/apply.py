@@ -23,15 +23,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from agent.remediators.dependencies import Upgrade, apply_proposal
-from core.errors import InputError, RepositoryError
-from core.git import GIT_ENV
-from core.health.pins import pin_differences, read_pins
-from core.secrets import redact_text
-from core.spec import Spec, check_spec_bytes
-from core.spec.amendment_text import append_amendment
-from worker.pipeline.assess import Assessment
-from worker.pipeline.plan import Plan
+from specfleet.agent.remediators.dependencies import Upgrade, apply_proposal
+from specfleet.core.errors import InputError, RepositoryError
+from specfleet.core.git import GIT_ENV
+from specfleet.core.health.pins import pin_differences, read_pins
+from specfleet.core.secrets import redact_text
+from specfleet.core.spec import Spec, check_spec_bytes
+from specfleet.core.spec.amendment_text import append_amendment
+from specfleet.worker.pipeline.assess import Assessment
+from specfleet.worker.pipeline.plan import Plan
 
 MAX_WHY = 1200
 IDENTITY = {"name": "specfleet", "email": "specfleet@localhost"}

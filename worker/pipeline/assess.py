@@ -16,16 +16,16 @@ from packaging.utils import NormalizedName
 from sqlalchemy import func
 from sqlmodel import Session, select
 
-from core.db import PolicySetRecord
-from core.health.pins import PinSet, read_pins
-from core.health.releases import Facts
-from core.health.report import HealthReport, assess
-from core.spec import Spec
-from policies.check import ProductCheck, applicable, check_product, run_semgrep_rules
-from policies.findings import Finding
-from policies.model import Rule
-from policies.store import PolicySet, load_policy_set
-from worker.pipeline.deps import PipelineDeps
+from specfleet.core.db import PolicySetRecord
+from specfleet.core.health.pins import PinSet, read_pins
+from specfleet.core.health.releases import Facts
+from specfleet.core.health.report import HealthReport, assess
+from specfleet.core.spec import Spec
+from specfleet.policies.check import ProductCheck, applicable, check_product, run_semgrep_rules
+from specfleet.policies.findings import Finding
+from specfleet.policies.model import Rule
+from specfleet.policies.store import PolicySet, load_policy_set
+from specfleet.worker.pipeline.deps import PipelineDeps
 
 
 @dataclass(frozen=True)

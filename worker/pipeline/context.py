@@ -15,19 +15,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
-from core.db import Evaluation, Product
-from core.db.ledger import Outcome
-from core.spec import Spec
-from policies.model import Rule
-from policies.store import PolicySet
-from worker.pipeline.amend import AmendedSpec
-from worker.pipeline.apply import Candidate
-from worker.pipeline.assess import Assessment
-from worker.pipeline.deps import PipelineDeps
-from worker.pipeline.fingerprint import PreviousEvaluation
-from worker.pipeline.plan import Plan
-from worker.pipeline.record import StageLog
-from worker.verify.gate import Verdict
+from specfleet.core.db import Evaluation, Product
+from specfleet.core.db.ledger import Outcome
+from specfleet.core.spec import Spec
+from specfleet.policies.model import Rule
+from specfleet.policies.store import PolicySet
+from specfleet.worker.pipeline.amend import AmendedSpec
+from specfleet.worker.pipeline.apply import Candidate
+from specfleet.worker.pipeline.assess import Assessment
+from specfleet.worker.pipeline.deps import PipelineDeps
+from specfleet.worker.pipeline.fingerprint import PreviousEvaluation
+from specfleet.worker.pipeline.plan import Plan
+from specfleet.worker.pipeline.record import StageLog
+from specfleet.worker.verify.gate import Verdict
 
 Summary = dict[str, object]
 """An evaluation's summary: JSON values only (stored on its row)."""
@@ -55,7 +55,7 @@ class EvaluationContext:
     product: Product
     previous: PreviousEvaluation | None  # the last evaluation that answered (no-op check)
     policy_version: int | None
-    owner: str  # the lease this delivery holds (core.db.ledger)
+    owner: str  # the lease this delivery holds (specfleet.core.db.ledger)
     stages: StageLog
     facts: Summary = field(default_factory=dict)  # what the summary says whatever the end
     scratch: Path | None = None

@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy import Engine, text
 from sqlmodel import Session, col, func, select
 
-from core.db import (
+from specfleet.core.db import (
     MergeRequest,
     PolicyRuleRecord,
     PolicySetFleetRules,
@@ -29,9 +29,9 @@ from core.db import (
     Proposal,
     session_scope,
 )
-from core.db.types import utcnow
-from core.forges.interface import Forge, MergeRequestParams
-from core.forges.rate_limits import (
+from specfleet.core.db.types import utcnow
+from specfleet.core.forges.interface import Forge, MergeRequestParams
+from specfleet.core.forges.rate_limits import (
     Admission,
     Capacity,
     Limits,
@@ -40,7 +40,7 @@ from core.forges.rate_limits import (
     admit,
     priority_of,
 )
-from core.settings import get_settings
+from specfleet.core.settings import get_settings
 
 ForgeFor = Callable[[Product], Forge]
 # one PostgreSQL advisory lock serialises admissions across workers (SQLite serialises writes)
@@ -161,7 +161,7 @@ def release_deferred(
 
 def deferred_proposals(engine: Engine) -> list[tuple[Proposal, Waiting]]:
     """Every deferred proposal with its place in the release order (for the fleet views)."""
-    from core.forges.rate_limits import release_order
+    from specfleet.core.forges.rate_limits import release_order
 
     with Session(engine) as session:
         waiting = release_order(_deferred(session))

@@ -1,6 +1,6 @@
 """What the pipeline needs from the outside world, passed in as one value.
 
-Entry points build it (``worker.wiring.pipeline_deps`` from settings; tests build
+Entry points build it (``specfleet.worker.wiring.pipeline_deps`` from settings; tests build
 their own), so no stage decides which backend runs (DESIGN.md section 9.5).
 """
 
@@ -14,21 +14,21 @@ from typing import TYPE_CHECKING, Protocol
 
 from sqlalchemy import Engine
 
-from core.db import Product
-from core.forges.interface import Forge
-from core.git import MirrorCache
-from core.health.advisories import AdvisorySource
-from core.health.releases import IndexClient
-from worker.verify.environments import EnvironmentCache
-from worker.verify.results import SideResultCache
+from specfleet.core.db import Product
+from specfleet.core.forges.interface import Forge
+from specfleet.core.git import MirrorCache
+from specfleet.core.health.advisories import AdvisorySource
+from specfleet.core.health.releases import IndexClient
+from specfleet.worker.verify.environments import EnvironmentCache
+from specfleet.worker.verify.results import SideResultCache
 
 if TYPE_CHECKING:
-    from policies.store import PolicySet
-    from worker.pipeline.llm_plan import LLMPlanning
+    from specfleet.policies.store import PolicySet
+    from specfleet.worker.pipeline.llm_plan import LLMPlanning
 
 
 class Planner(Protocol):
-    """The LLM planner as the pipeline sees it (``agent.loop`` slots in behind this)."""
+    """The LLM planner as the pipeline sees it (``specfleet.agent.loop`` slots in behind this)."""
 
     @property
     def identity(self) -> str:

@@ -11,13 +11,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from worker.pipeline.apply import DependencyChange
-from worker.pipeline.plan import LLMUsage
-from worker.verify.sandbox_policy import unsandboxed_banner
+from specfleet.worker.pipeline.apply import DependencyChange
+from specfleet.worker.pipeline.plan import LLMUsage
+from specfleet.worker.verify.sandbox_policy import unsandboxed_banner
 
 if TYPE_CHECKING:
-    from worker.pipeline.amend import AmendedSpec
-    from worker.verify.gate import Verdict
+    from specfleet.worker.pipeline.amend import AmendedSpec
+    from specfleet.worker.verify.gate import Verdict
 
 MAX_ROWS = 30
 MAX_VERIFICATION_CHARS = 40_000
@@ -65,7 +65,7 @@ class DescriptionFacts:
     changes: tuple[DependencyChange, ...]
     amendment_id: str
     amendment_text: str
-    verification: str  # worker.report.render_verdict output
+    verification: str  # specfleet.worker.report.render_verdict output
     llm: LLMUsage
     base_branch: str
     base_commit: str
@@ -109,7 +109,7 @@ def render_description(facts: DescriptionFacts) -> str:
 
 def spec_change_facts(amended: AmendedSpec, verdict: Verdict) -> SpecChangeFacts:
     """What the owner's amendment changed in the spec, and each requirement's evidence."""
-    from worker.verify.gate import test_outcome
+    from specfleet.worker.verify.gate import test_outcome
 
     checked = amended.checked
     spec = amended.spec

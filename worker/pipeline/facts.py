@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from sqlmodel import col, select
 
-from core.db import Evaluation, Proposal, session_scope
-from policies.check import applicable
-from worker.pipeline.assess import policy_set
-from worker.pipeline.context import EvaluationContext, need
-from worker.pipeline.deps import PipelineDeps
-from worker.pipeline.description import DescriptionFacts, NewRule
+from specfleet.core.db import Evaluation, Proposal, session_scope
+from specfleet.policies.check import applicable
+from specfleet.worker.pipeline.assess import policy_set
+from specfleet.worker.pipeline.context import EvaluationContext, need
+from specfleet.worker.pipeline.deps import PipelineDeps
+from specfleet.worker.pipeline.description import DescriptionFacts, NewRule
 
 
 def rules_new_since_merge(ctx: EvaluationContext) -> tuple[int | None, tuple[NewRule, ...]]:

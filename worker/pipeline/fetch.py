@@ -12,9 +12,9 @@ import re
 import subprocess
 from pathlib import Path
 
-from core.errors import RepositoryError
-from core.git import GIT_ENV, MirrorCache, is_local
-from core.secrets import redact_text
+from specfleet.core.errors import RepositoryError
+from specfleet.core.git import GIT_ENV, MirrorCache, is_local
+from specfleet.core.secrets import redact_text
 
 HEX40 = re.compile(r"^[0-9a-f]{40}$")
 

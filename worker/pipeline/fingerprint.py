@@ -22,9 +22,9 @@ from typing import Any
 
 from packaging.utils import canonicalize_name
 
-from core.health.advisories import AdvisorySource
-from core.health.releases import IndexClient, ReleaseFacts
-from policies.model import Rule
+from specfleet.core.health.advisories import AdvisorySource
+from specfleet.core.health.releases import IndexClient, ReleaseFacts
+from specfleet.policies.model import Rule
 
 FINGERPRINT_VERSION = "1"  # bump when what the fingerprint covers changes
 

@@ -21,22 +21,22 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from agent.amend import implement_task
-from agent.budget import Budget, DatabaseRecorder
-from agent.context import ContextInputs
-from agent.deterministic import DeterministicChange, deterministic_from_dependencies
-from agent.guards import GuardContext
-from agent.llm import LLMPlanner
-from agent.loop import run_loop
-from agent.loop_model import Check, LoopOutcome, PlanRequest
-from agent.plan import Rationale
-from core.errors import SpecInvalid
-from core.settings import Settings
-from core.spec import Spec, load_spec
-from policies.model import Rule
-from policies.store import PolicySet
-from worker.pipeline.amend import AmendedSpec
-from worker.pipeline.apply import (
+from specfleet.agent.amend import implement_task
+from specfleet.agent.budget import Budget, DatabaseRecorder
+from specfleet.agent.context import ContextInputs
+from specfleet.agent.deterministic import DeterministicChange, deterministic_from_dependencies
+from specfleet.agent.guards import GuardContext
+from specfleet.agent.llm import LLMPlanner
+from specfleet.agent.loop import run_loop
+from specfleet.agent.loop_model import Check, LoopOutcome, PlanRequest
+from specfleet.agent.plan import Rationale
+from specfleet.core.errors import SpecInvalid
+from specfleet.core.settings import Settings
+from specfleet.core.spec import Spec, load_spec
+from specfleet.policies.model import Rule
+from specfleet.policies.store import PolicySet
+from specfleet.worker.pipeline.amend import AmendedSpec
+from specfleet.worker.pipeline.apply import (
     Candidate,
     DependencyChange,
     _git,
@@ -44,16 +44,16 @@ from worker.pipeline.apply import (
     dependency_changes,
     proposal_key,
 )
-from worker.pipeline.assess import Assessment, assess_checkout
-from worker.pipeline.deps import PipelineDeps
-from worker.pipeline.plan import LLMUsage, Plan
-from worker.verify.gate import Verdict, verify
+from specfleet.worker.pipeline.assess import Assessment, assess_checkout
+from specfleet.worker.pipeline.deps import PipelineDeps
+from specfleet.worker.pipeline.plan import LLMUsage, Plan
+from specfleet.worker.verify.gate import Verdict, verify
 
 MAX_FEEDBACK = 12_000
 # What the LLM is told lives in these: the prompt files shipped with the agent and the modules
 # that assemble the planning and drafting prompts. Their digest enters every fingerprint, so an
 # edited prompt re-evaluates the fleet without anyone remembering to bump a version string.
-PROMPT_SOURCES = ("agent.prompts", "agent.context", "agent.amend")
+PROMPT_SOURCES = ("specfleet.agent.prompts", "specfleet.agent.context", "specfleet.agent.amend")
 
 
 @lru_cache(maxsize=1)
@@ -183,7 +183,7 @@ def plan_with_llm(
     )
 
     def check(directory: Path) -> Check:
-        from worker.report import render_verdict
+        from specfleet.worker.report import render_verdict
 
         try:
             candidate_spec = load_spec(directory / spec_path)

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from core.errors import SpecInvalid, SpecMissing
-from core.git import read_blobs, tree_entries
-from core.spec import Spec, check_spec_bytes
-from core.spec.loader import MAX_SPEC_BYTES, oversize_problem
+from specfleet.core.errors import SpecInvalid, SpecMissing
+from specfleet.core.git import read_blobs, tree_entries
+from specfleet.core.spec import Spec, check_spec_bytes
+from specfleet.core.spec.loader import MAX_SPEC_BYTES, oversize_problem
 
 
 def spec_at(mirror: Path, commit: str, spec_path: str) -> tuple[Spec, bytes]:

@@ -2,7 +2,7 @@
 
 For now the deterministic remediators alone decide (DESIGN.md section 5: with no LLM
 configured they produce the weekly merge requests); :func:`make_plan` is the one place the
-LLM loop (``agent.loop.run_loop``) will slot in when a planner is configured.
+LLM loop (``specfleet.agent.loop.run_loop``) will slot in when a planner is configured.
 """
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from agent.remediators.dependencies import DependencyProposal, propose
-from policies.checks.dependency import upgrade_policy
-from policies.model import Rule
-from worker.pipeline.assess import Assessment
+from specfleet.agent.remediators.dependencies import DependencyProposal, propose
+from specfleet.policies.checks.dependency import upgrade_policy
+from specfleet.policies.model import Rule
+from specfleet.worker.pipeline.assess import Assessment
 
 
 @dataclass(frozen=True)

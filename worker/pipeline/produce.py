@@ -10,29 +10,34 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from agent.amend import AmendmentAsk, Conflict
-from core.db.ledger import Outcome
-from core.forges.interface import EVERGREEN_BRANCH
-from core.windows import week_start
-from worker.pipeline.amend import (
+from specfleet.agent.amend import AmendmentAsk, Conflict
+from specfleet.core.db.ledger import Outcome
+from specfleet.core.forges.interface import EVERGREEN_BRANCH
+from specfleet.core.windows import week_start
+from specfleet.worker.pipeline.amend import (
     AmendedSpec,
     amendment_branch,
     amendment_for,
     amendment_title,
     draft_spec,
 )
-from worker.pipeline.apply import build_candidate
-from worker.pipeline.context import Ending, EvaluationContext, need
-from worker.pipeline.description import render_description, spec_change_facts
-from worker.pipeline.facts import description_facts, rules_new_since_merge
-from worker.pipeline.llm_plan import LLMPlanning, commit_loop_candidate, plan_with_llm, usage_of
-from worker.pipeline.publish import LABELS, publish
-from worker.pipeline.verification import (
+from specfleet.worker.pipeline.apply import build_candidate
+from specfleet.worker.pipeline.context import Ending, EvaluationContext, need
+from specfleet.worker.pipeline.description import render_description, spec_change_facts
+from specfleet.worker.pipeline.facts import description_facts, rules_new_since_merge
+from specfleet.worker.pipeline.llm_plan import (
+    LLMPlanning,
+    commit_loop_candidate,
+    plan_with_llm,
+    usage_of,
+)
+from specfleet.worker.pipeline.publish import LABELS, publish
+from specfleet.worker.pipeline.verification import (
     baseline_build_broken,
     baseline_problem,
     verify_candidate,
 )
-from worker.verify.diagnosis import OWNER_ACTION_BROKEN_BASELINE, OWNER_ACTION_NOT_GREEN
+from specfleet.worker.verify.diagnosis import OWNER_ACTION_BROKEN_BASELINE, OWNER_ACTION_NOT_GREEN
 
 
 def draft(ctx: EvaluationContext) -> Ending | None:
@@ -122,7 +127,7 @@ def produce(ctx: EvaluationContext) -> Ending | None:
 
 
 def _produce_with_llm(ctx: EvaluationContext, planning: LLMPlanning) -> Ending | None:
-    from worker.report import render_verdict  # DuckDB and friends: only when verifying
+    from specfleet.worker.report import render_verdict  # DuckDB and friends: only when verifying
 
     spec, tip, plan = need(ctx.spec, "the spec"), need(ctx.tip, "the tip"), need(ctx.plan, "plan")
     scratch, day = need(ctx.scratch, "the scratch directory"), week_start(ctx.evaluation.window)
@@ -195,7 +200,7 @@ def verify(ctx: EvaluationContext) -> Ending | None:
     """The gate on the candidate (the agent's loop has verified its own already)."""
     if ctx.verdict is not None:
         return None
-    from worker.report import render_verdict
+    from specfleet.worker.report import render_verdict
 
     candidate = need(ctx.candidate, "the candidate")
     with ctx.stages.stage("verify") as stage:

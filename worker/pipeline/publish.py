@@ -1,6 +1,6 @@
 """Stage 8, publish: open or update the product's one merge request, or say why not.
 
-The decision is :func:`core.forges.decisions.decide_publication` over the product's
+The decision is :func:`specfleet.core.forges.decisions.decide_publication` over the product's
 merge-request and proposal rows; the forge's ``ensure_*`` calls make a retried publication
 harmless. The Proposal row is written before the merge request so the forge links them.
 """
@@ -14,19 +14,19 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 
-from core.db import MergeRequest, Product, Proposal, session_scope
-from core.db.types import utcnow
-from core.forges.decisions import MergeRequestRecord, ProposalRecord, decide_publication
-from core.forges.interface import (
+from specfleet.core.db import MergeRequest, Product, Proposal, session_scope
+from specfleet.core.db.types import utcnow
+from specfleet.core.forges.decisions import MergeRequestRecord, ProposalRecord, decide_publication
+from specfleet.core.forges.interface import (
     EVERGREEN_BRANCH,
     BranchPush,
     Forge,
     MergeRequestParams,
     MergeRequestState,
 )
-from core.forges.local import LocalForge
-from worker.pipeline.apply import Candidate
-from worker.pipeline.deferral import hold_back
+from specfleet.core.forges.local import LocalForge
+from specfleet.worker.pipeline.apply import Candidate
+from specfleet.worker.pipeline.deferral import hold_back
 
 LABELS = ("specfleet", "dependencies")
 

@@ -17,9 +17,9 @@ from typing import Any
 import structlog
 from sqlmodel import Session
 
-from core.db import StageResult
-from core.log import get_logger
-from core.metrics import observe_stage
+from specfleet.core.db import StageResult
+from specfleet.core.log import get_logger
+from specfleet.core.metrics import observe_stage
 
 log = get_logger("specfleet.pipeline")
 

@@ -26,26 +26,33 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlmodel import Session, col, select
 
-from core.db import AuditEntry, Evaluation, PolicySetRecord, Product, ledger, session_scope
-from core.db.ledger import Outcome
-from core.errors import (
+from specfleet.core.db import (
+    AuditEntry,
+    Evaluation,
+    PolicySetRecord,
+    Product,
+    ledger,
+    session_scope,
+)
+from specfleet.core.db.ledger import Outcome
+from specfleet.core.errors import (
     DatabaseError,
     DocumentInvalid,
     ForgeTransientError,
     InputError,
     SpecfleetError,
 )
-from core.log import get_logger
-from core.metrics import count_evaluation
-from core.windows import week_start
-from worker.pipeline import produce, stages
-from worker.pipeline.amend import record_amendment_outcome
-from worker.pipeline.assess import latest_policy_version
-from worker.pipeline.context import Ending, EvaluationContext, Stage, Summary
-from worker.pipeline.deps import PipelineDeps
-from worker.pipeline.fingerprint import PreviousEvaluation
-from worker.pipeline.record import StageLog
-from worker.reaper import scratch_root
+from specfleet.core.log import get_logger
+from specfleet.core.metrics import count_evaluation
+from specfleet.core.windows import week_start
+from specfleet.worker.pipeline import produce, stages
+from specfleet.worker.pipeline.amend import record_amendment_outcome
+from specfleet.worker.pipeline.assess import latest_policy_version
+from specfleet.worker.pipeline.context import Ending, EvaluationContext, Stage, Summary
+from specfleet.worker.pipeline.deps import PipelineDeps
+from specfleet.worker.pipeline.fingerprint import PreviousEvaluation
+from specfleet.worker.pipeline.record import StageLog
+from specfleet.worker.reaper import scratch_root
 
 log = get_logger(__name__)
 
@@ -109,7 +116,7 @@ def run_evaluation(
 ) -> EvaluationResult:
     """Run (or return) evaluation ``evaluation_id``; see the package docstring.
 
-    ``owner`` is the lease a worker task already holds (``core.db.ledger.claim``); without
+    ``owner`` is the lease a worker task already holds (``specfleet.core.db.ledger.claim``); without
     one the evaluation is claimed here, for this process.
     """
     try:
@@ -363,7 +370,7 @@ def queue_evaluation(
 ) -> int:
     """The queued (or running) evaluation of ``product_id`` for ``window`` and ``trigger``,
     created when there is none; returns its id."""
-    from core.errors import ProductNotFound
+    from specfleet.core.errors import ProductNotFound
 
     try:
         week_start(window)

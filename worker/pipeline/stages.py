@@ -8,15 +8,15 @@ from __future__ import annotations
 
 from sqlalchemy.exc import IntegrityError
 
-from core.db import ledger
-from core.db.ledger import Outcome
-from core.git import export_tree
-from policies.check import applicable
-from policies.compliance import record_check
-from worker.pipeline.assess import assess_checkout, policy_set, rules_for
-from worker.pipeline.context import Ending, EvaluationContext, need
-from worker.pipeline.fetch import mirror_with, remote_tip
-from worker.pipeline.fingerprint import (
+from specfleet.core.db import ledger
+from specfleet.core.db.ledger import Outcome
+from specfleet.core.git import export_tree
+from specfleet.policies.check import applicable
+from specfleet.policies.compliance import record_check
+from specfleet.worker.pipeline.assess import assess_checkout, policy_set, rules_for
+from specfleet.worker.pipeline.context import Ending, EvaluationContext, need
+from specfleet.worker.pipeline.fetch import mirror_with, remote_tip
+from specfleet.worker.pipeline.fingerprint import (
     FingerprintInputs,
     NoOpDecision,
     decide_noop,
@@ -24,8 +24,8 @@ from worker.pipeline.fingerprint import (
     registration_digest,
     rules_digest,
 )
-from worker.pipeline.load import spec_at
-from worker.pipeline.plan import make_plan
+from specfleet.worker.pipeline.load import spec_at
+from specfleet.worker.pipeline.plan import make_plan
 
 
 def fetch(ctx: EvaluationContext) -> Ending | None:

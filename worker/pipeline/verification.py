@@ -8,13 +8,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
-from core.spec import Spec, load_spec
-from policies.store import PolicySet
-from worker.pipeline.apply import Candidate
-from worker.pipeline.assess import Assessment, assess_checkout
-from worker.pipeline.deps import PipelineDeps
-from worker.verify.diagnosis import broken_build_reason
-from worker.verify.gate import Verdict, verify
+from specfleet.core.spec import Spec, load_spec
+from specfleet.policies.store import PolicySet
+from specfleet.worker.pipeline.apply import Candidate
+from specfleet.worker.pipeline.assess import Assessment, assess_checkout
+from specfleet.worker.pipeline.deps import PipelineDeps
+from specfleet.worker.verify.diagnosis import broken_build_reason
+from specfleet.worker.verify.gate import Verdict, verify
 
 
 def verify_candidate(

@@ -1,6 +1,6 @@
 """Moved to :mod:`worker.wiring` (one wiring for workers and commands); kept for imports."""
 
-from worker.wiring import (
+from specfleet.worker.wiring import (
     RefreshingAdvisories,
     advisory_source,
     index_client,

@@ -1,7 +1,7 @@
 """Running one argument list in its own process group with a wall-clock limit, a memory
 limit (``RLIMIT_AS``) and bounded output, and stopping everything it started.
 
-The sandbox (:mod:`worker.verify.sandbox`) decides what the command sees; this module only
+The sandbox (:mod:`specfleet.worker.verify.sandbox`) decides what the command sees; this module only
 runs it: SIGTERM to the group at the timeout, SIGKILL after :data:`KILL_GRACE_SECONDS`, and
 whatever is left when the command ends is killed too. Only the last ``max_output_bytes`` of
 each stream are kept, however much it prints.
@@ -20,9 +20,9 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import IO
 
-from core.errors import VerificationError
-from worker.reaper import die_with_parent, forget_group, record_group
-from worker.verify.model import SandboxKind
+from specfleet.core.errors import VerificationError
+from specfleet.worker.reaper import die_with_parent, forget_group, record_group
+from specfleet.worker.verify.model import SandboxKind
 
 KILL_GRACE_SECONDS = 2.0  # between SIGTERM and SIGKILL at the timeout
 READ_CHUNK_BYTES = 64 * 1024

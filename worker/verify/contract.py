@@ -2,7 +2,7 @@
 
 The rules follow dbt model contracts and datacontract-cli's ``breaking`` command. Every rule is
 a pure function over :class:`OutputSchema` values and spec :class:`Output` models, except
-:func:`worker.verify.contract_data.null_and_enum_violations`, the one check that must read
+:func:`specfleet.worker.verify.contract_data.null_and_enum_violations`, the one check that must read
 the data itself.
 
 Against the baseline (:func:`check_against_baseline`), what breaks a consumer is an error:
@@ -50,10 +50,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from core.spec.model import Column, Output, Spec
-from core.spec.types import DECIMAL_TYPE
-from worker.verify.contract_data import enum_text
-from worker.verify.model import (
+from specfleet.core.spec.model import Column, Output, Spec
+from specfleet.core.spec.types import DECIMAL_TYPE
+from specfleet.worker.verify.contract_data import enum_text
+from specfleet.worker.verify.model import (
     ColumnSchema,
     ContractDifference,
     ContractKind,

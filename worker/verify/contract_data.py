@@ -10,9 +10,9 @@ from pathlib import Path
 
 import duckdb
 
-from core.spec.model import Column, Output
-from worker.verify.model import ContractDifference
-from worker.verify.schemas import (
+from specfleet.core.spec.model import Column, Output
+from specfleet.worker.verify.model import ContractDifference
+from specfleet.worker.verify.schemas import (
     OutputUnreadable,
     first_line,
     open_output,

@@ -19,10 +19,10 @@ from pathlib import Path
 
 import duckdb
 
-from core.errors import SpecfleetError
-from core.spec.model import Output
-from worker.verify.model import DataDiff, ValueChange
-from worker.verify.schemas import (
+from specfleet.core.errors import SpecfleetError
+from specfleet.core.spec.model import Output
+from specfleet.worker.verify.model import DataDiff, ValueChange
+from specfleet.worker.verify.schemas import (
     OutputUnreadable,
     first_line,
     is_numeric_physical,

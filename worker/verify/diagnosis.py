@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-from worker.verify.model import RunResult
+from specfleet.worker.verify.model import RunResult
 
 _DBT_NODE_ERROR = re.compile(
     r"(?:Failure|Error|Compilation Error|Database Error|Runtime Error) in "

@@ -55,12 +55,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from core.errors import VerificationError
-from core.health.pins import read_pins
-from core.log import get_logger
-from core.secrets import redact_text
-from core.spec.model import Spec
-from core.tools import find_tool
+from specfleet.core.errors import VerificationError
+from specfleet.core.health.pins import read_pins
+from specfleet.core.log import get_logger
+from specfleet.core.secrets import redact_text
+from specfleet.core.spec.model import Spec
+from specfleet.core.tools import find_tool
 
 DEFAULT_MAX_BYTES = 10 * 1024**3
 DEFAULT_MAX_AGE_DAYS = 30

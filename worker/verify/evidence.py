@@ -1,6 +1,6 @@
 """The candidate must run at least the tests the baseline ran, and skip no more of them.
 
-The guard rails (:mod:`agent.protected`) keep a plan from editing tests and their
+The guard rails (:mod:`specfleet.agent.protected`) keep a plan from editing tests and their
 configuration; this is the second line, judged on what pytest actually did: a candidate can
 still lose tests in ways no file rule sees (product code that makes a collection fail, an
 import that raises ``pytest.skip`` at module level, a dependency change that disables a
@@ -11,7 +11,7 @@ may not skip or xfail more of them (pytest reports xfail as skipped).
 
 from __future__ import annotations
 
-from worker.verify.model import SideResult, TestSummary
+from specfleet.worker.verify.model import SideResult, TestSummary
 
 MAX_NAMED = 5
 

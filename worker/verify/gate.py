@@ -18,30 +18,30 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from core.spec.model import FailureMode, Spec
-from core.windows import iso_week
-from policies.findings import Finding, unmatched
-from worker.verify.contract import check_against_baseline, check_against_spec, contract_ok
-from worker.verify.contract_data import null_and_enum_violations
-from worker.verify.data import data_ok, diff_output
-from worker.verify.environments import EnvironmentCache, ProductEnvironment
-from worker.verify.evidence import weaker_test_evidence
-from worker.verify.layout import (
+from specfleet.core.spec.model import FailureMode, Spec
+from specfleet.core.windows import iso_week
+from specfleet.policies.findings import Finding, unmatched
+from specfleet.worker.verify.contract import check_against_baseline, check_against_spec, contract_ok
+from specfleet.worker.verify.contract_data import null_and_enum_violations
+from specfleet.worker.verify.data import data_ok, diff_output
+from specfleet.worker.verify.environments import EnvironmentCache, ProductEnvironment
+from specfleet.worker.verify.evidence import weaker_test_evidence
+from specfleet.worker.verify.layout import (
     collect_outputs,
     existing_outputs,
     left_behind,
     missing_outputs_warning,
     stage_run,
 )
-from worker.verify.model import (
+from specfleet.worker.verify.model import (
     ContractDifference,
     DataDiff,
     FailureModeResult,
     SideResult,
 )
-from worker.verify.results import SideResultCache, side_key, tree_digest
-from worker.verify.sandbox import run_sandboxed, sandbox_available
-from worker.verify.schemas import read_output_schema, unexpected_outputs
+from specfleet.worker.verify.results import SideResultCache, side_key, tree_digest
+from specfleet.worker.verify.sandbox import run_sandboxed, sandbox_available
+from specfleet.worker.verify.schemas import read_output_schema, unexpected_outputs
 
 COPY_IGNORE = shutil.ignore_patterns(".git", "__pycache__", ".pytest_cache", ".venv")
 

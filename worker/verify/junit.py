@@ -10,9 +10,9 @@ import xml.etree.ElementTree as ElementTree
 from pathlib import Path
 from xml.parsers import expat
 
-from core.errors import VerificationError
-from worker.verify.bounded_run import human_size
-from worker.verify.model import TestCase, TestOutcome, TestSummary
+from specfleet.core.errors import VerificationError
+from specfleet.worker.verify.bounded_run import human_size
+from specfleet.worker.verify.model import TestCase, TestOutcome, TestSummary
 
 MAX_JUNIT_BYTES = 50 * 1024 * 1024
 MAX_CASES = 5000

@@ -25,8 +25,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from core.spec.layout import builds_in_checkout, layout_notes
-from core.spec.model import Spec
+from specfleet.core.spec.layout import builds_in_checkout, layout_notes
+from specfleet.core.spec.model import Spec
 
 __all__ = ["builds_in_checkout", "layout_notes"]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from worker.verify.environments import ProductEnvironment
+from specfleet.worker.verify.environments import ProductEnvironment
 
 Level = Literal["error", "warning", "info"]
 SandboxKind = Literal["bwrap", "subprocess"]

@@ -29,7 +29,7 @@ from pathlib import Path
 import structlog
 from pydantic import TypeAdapter, ValidationError
 
-from worker.verify.model import SandboxKind, SideResult
+from specfleet.worker.verify.model import SandboxKind, SideResult
 
 log = structlog.get_logger(__name__)
 

@@ -34,7 +34,7 @@ the worker image), so it does not get in the way of the usual stack. Limits from
 capped by :data:`MAX_TIMEOUT_SECONDS` and :data:`MAX_MEMORY_MB` whatever it says.
 
 The process itself is run by :mod:`worker.verify.bounded_run`; the JUnit report it wrote is
-read by :mod:`worker.verify.junit`.
+read by :mod:`specfleet.worker.verify.junit`.
 """
 
 from __future__ import annotations
@@ -48,13 +48,13 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from core.errors import VerificationError
-from core.log import get_logger
-from worker.verify.bounded_run import run_bounded
-from worker.verify.environments import ProductEnvironment
-from worker.verify.junit import parse_junit
-from worker.verify.model import RunResult, SandboxKind
-from worker.verify.sandbox_policy import SandboxRefused, current_decision
+from specfleet.core.errors import VerificationError
+from specfleet.core.log import get_logger
+from specfleet.worker.verify.bounded_run import run_bounded
+from specfleet.worker.verify.environments import ProductEnvironment
+from specfleet.worker.verify.junit import parse_junit
+from specfleet.worker.verify.model import RunResult, SandboxKind
+from specfleet.worker.verify.sandbox_policy import SandboxRefused, current_decision
 
 # Caps over whatever a spec asks for: no run holds a worker longer or uses more.
 MAX_TIMEOUT_SECONDS = 3600.0

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from core.errors import VerificationError
+from specfleet.core.errors import VerificationError
 
 UNSANDBOXED = "UNSANDBOXED"
 SANDBOX_OFF_WARNING = (
@@ -55,8 +55,8 @@ def decide(setting: str, fleet: bool, available: bool) -> SandboxDecision:
 
 def current_decision() -> SandboxDecision:
     """The decision for this process's settings (fleet mode: a Redis URL is configured)."""
-    from core.settings import get_settings
-    from worker.verify.sandbox import sandbox_available
+    from specfleet.core.settings import get_settings
+    from specfleet.worker.verify.sandbox import sandbox_available
 
     settings = get_settings()
     fleet = settings.redis_url is not None

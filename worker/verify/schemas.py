@@ -25,9 +25,9 @@ from pathlib import Path
 
 import duckdb
 
-from core.errors import SpecfleetError
-from core.spec.model import Output, Spec
-from worker.verify.model import ColumnSchema, OutputSchema
+from specfleet.core.errors import SpecfleetError
+from specfleet.core.spec.model import Output, Spec
+from specfleet.worker.verify.model import ColumnSchema, OutputSchema
 
 _EXACT_TYPES = {
     "BIGINT": "bigint",

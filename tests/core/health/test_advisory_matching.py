@@ -6,7 +6,7 @@ import pytest
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
-from core.health.advisories import (
+from specfleet.core.health.advisories import (
     Advisory,
     RangeEvent,
     advisory_affects,

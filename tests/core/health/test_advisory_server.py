@@ -14,8 +14,14 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
-from core.health.advisories import OsvApi, OsvDirectory, RunningServer, is_loopback, start_server
-from core.health.advisories.server import MAX_BODY_BYTES
+from specfleet.core.health.advisories import (
+    OsvApi,
+    OsvDirectory,
+    RunningServer,
+    is_loopback,
+    start_server,
+)
+from specfleet.core.health.advisories.server import MAX_BODY_BYTES
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "advisories"
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from core.health.advisories import (
+from specfleet.core.health.advisories import (
     cvss3_base_score,
     severity_for_score,
     severity_from_label,

@@ -13,9 +13,15 @@ from pathlib import Path
 import pytest
 from packaging.utils import NormalizedName, canonicalize_name
 
-from core.errors import DependencyFileError
-from core.health.pins import discover, plan_rewrites, python_floor, read_pins, write_rewrites
-from core.health.pins.compile import compile_arguments, keep_header
+from specfleet.core.errors import DependencyFileError
+from specfleet.core.health.pins import (
+    discover,
+    plan_rewrites,
+    python_floor,
+    read_pins,
+    write_rewrites,
+)
+from specfleet.core.health.pins.compile import compile_arguments, keep_header
 
 LOCKS = Path(__file__).resolve().parents[2] / "fixtures" / "locks"
 FIXES = {canonicalize_name("pyarrow"): "14.0.1", canonicalize_name("requests"): "2.31.0"}
@@ -240,7 +246,7 @@ def test_python_floor(text: str, floor: str | None) -> None:
 
 def test_every_changed_pin_is_listed_direct_or_transitive(tmp_path: Path) -> None:
     """What the merge request lists: the moved pins, with lock-only ones marked transitive."""
-    from core.health.pins import pin_differences
+    from specfleet.core.health.pins import pin_differences
 
     repo = copy(tmp_path, "uv")
     before = read_pins(repo, "uv.lock")

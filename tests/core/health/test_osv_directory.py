@@ -8,7 +8,12 @@ from pathlib import Path
 import pytest
 from packaging.utils import canonicalize_name
 
-from core.health.advisories import AdvisoryError, AdvisorySource, OsvDirectory, PackageVersion
+from specfleet.core.health.advisories import (
+    AdvisoryError,
+    AdvisorySource,
+    OsvDirectory,
+    PackageVersion,
+)
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "advisories"
 SNAPSHOT = Path(__file__).resolve().parents[3] / ".." / "shared" / "data" / "advisory-database"

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from core.health.advisories import Malformed, OsvRecord, load_document, parse_record
+from specfleet.core.health.advisories import Malformed, OsvRecord, load_document, parse_record
 
 RECORD = """\
 id: TEST-2024-1

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from packaging.utils import NormalizedName, canonicalize_name
 
-from core.errors import DependencyFileError, InputError
-from core.health.pins import (
+from specfleet.core.errors import DependencyFileError, InputError
+from specfleet.core.health.pins import (
     NOT_REGISTRY,
     PinSet,
     plan_rewrites,
@@ -22,7 +22,7 @@ from core.health.pins import (
     uv_executable,
     write_rewrites,
 )
-from core.health.pins import files as pins_module
+from specfleet.core.health.pins import files as pins_module
 from tests.conftest import EXAMPLES
 
 

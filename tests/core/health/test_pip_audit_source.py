@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from packaging.utils import canonicalize_name
 
-from core.errors import ConfigurationError
-from core.health.advisories import (
+from specfleet.core.errors import ConfigurationError
+from specfleet.core.health.advisories import (
     AdvisoryError,
     OsvDirectory,
     PackageVersion,
@@ -19,7 +19,7 @@ from core.health.advisories import (
     advisories_from_report,
     start_server,
 )
-from core.health.advisories.pip_audit import subprocess_environment
+from specfleet.core.health.advisories.pip_audit import subprocess_environment
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "advisories"
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from core.health.releases import DiskFactsCache, IndexClient, ReleaseFacts, UnknownFacts
+from specfleet.core.health.releases import DiskFactsCache, IndexClient, ReleaseFacts, UnknownFacts
 from tests.support.fake_index import IndexScript, fake_index
 
 
@@ -99,7 +99,7 @@ def test_redis_cache_is_shared_between_clients(redis_url: str) -> None:
     """In fleet mode, a second worker's client reads what the first one fetched."""
     import redis
 
-    from core.health.releases import RedisFactsCache
+    from specfleet.core.health.releases import RedisFactsCache
 
     client = redis.Redis.from_url(redis_url)
     prefix = f"specfleet-test:{dt.datetime.now().timestamp()}:"

@@ -8,7 +8,7 @@ import socket
 import redis
 from packaging.utils import canonicalize_name
 
-from core.health.releases import RedisFactsCache
+from specfleet.core.health.releases import RedisFactsCache
 
 
 def _closed_port() -> int:

@@ -13,13 +13,13 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 from sqlmodel import select
 
-from core.db import MergeRequest, Product, session_scope
-from core.forges.interface import EVERGREEN_BRANCH, BranchPush, MergeRequestParams
-from core.forges.local import LocalForge
-from core.settings import Settings
+from specfleet.core.db import MergeRequest, Product, session_scope
+from specfleet.core.forges.interface import EVERGREEN_BRANCH, BranchPush, MergeRequestParams
+from specfleet.core.forges.local import LocalForge
+from specfleet.core.settings import Settings
+from specfleet.web.app import create_app
+from specfleet.web.auth import create_account, issue_token
 from tests.conftest import EXAMPLES, commit_files
-from ui.web.app import create_app
-from ui.web.auth import create_account, issue_token
 
 PASSWORD = "correct horse battery"
 OWNER_A = "owner-a@example.com"

@@ -11,10 +11,10 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
-from core.db import AmendmentRequest, Evaluation
-from core.settings import get_settings
+from specfleet.core.db import AmendmentRequest, Evaluation
+from specfleet.core.settings import get_settings
+from specfleet.web.app import create_app
 from tests.ui.web.conftest import Accounts, ProductWithMergeRequest, login, settings_for
-from ui.web.app import create_app
 
 ASK = "I want to see the number of lines in each order."
 

@@ -8,7 +8,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
-from core.db import Account, ApiToken, AuditEntry, MergeRequest, Product, session_scope
+from specfleet.core.db import Account, ApiToken, AuditEntry, MergeRequest, Product, session_scope
 from tests.ui.web.conftest import Accounts, ProductWithMergeRequest, bearer
 
 

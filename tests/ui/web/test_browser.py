@@ -16,12 +16,12 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-from core.db import ensure_schema, make_engine
-from policies.packs import load_pack
-from policies.store import publish
+from specfleet.core.db import ensure_schema, make_engine
+from specfleet.policies.packs import load_pack
+from specfleet.policies.store import publish
+from specfleet.web.auth import create_account
 from tests.conftest import REPO_ROOT, SPECFLEET
 from tests.ui.web.conftest import OWNER_A, OWNER_B, PASSWORD, open_merge_request
-from ui.web.auth import create_account
 
 pytestmark = pytest.mark.browser
 

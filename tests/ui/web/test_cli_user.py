@@ -9,10 +9,10 @@ from pathlib import Path
 from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 
-from core.db import Account, ApiToken, AuditEntry, make_engine
-from core.settings import get_settings
+from specfleet.core.db import Account, ApiToken, AuditEntry, make_engine
+from specfleet.core.settings import get_settings
+from specfleet.web.app import create_app
 from tests.conftest import SPECFLEET
-from ui.web.app import create_app
 
 
 def specfleet(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:

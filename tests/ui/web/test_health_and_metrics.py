@@ -6,8 +6,8 @@ from __future__ import annotations
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
-from core.db import Evaluation, session_scope
-from core.metrics import observe_stage
+from specfleet.core.db import Evaluation, session_scope
+from specfleet.core.metrics import observe_stage
 
 
 def test_healthz_is_ok_when_the_database_answers(client: TestClient) -> None:
@@ -20,7 +20,7 @@ def test_metrics_expose_queue_depth_and_stage_timings(
     client: TestClient, engine: Engine, accounts: object
 ) -> None:
     """Queued evaluations show as queue depth; a recorded stage shows in the histogram."""
-    from core.db import Product
+    from specfleet.core.db import Product
 
     with session_scope(engine) as session:
         session.add(Product(id="orders", name="Orders", repo_url="/srv/orders"))

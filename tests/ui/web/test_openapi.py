@@ -11,8 +11,8 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 from sqlalchemy import Engine
 
+from specfleet.web.app import create_app
 from tests.ui.web.conftest import Accounts, bearer, settings_for
-from ui.web.app import create_app
 
 EXAMPLES_PER_OPERATION = 20
 

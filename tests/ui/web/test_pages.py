@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
-from core.db import (
+from specfleet.core.db import (
     AuditEntry,
     ComplianceRecord,
     Evaluation,
@@ -21,7 +21,7 @@ from core.db import (
     StageResult,
     session_scope,
 )
-from core.windows import iso_week
+from specfleet.core.windows import iso_week
 from tests.ui.web.conftest import Accounts, ProductWithMergeRequest, csrf_of, login
 
 SCRIPT = "<script>alert(1)</script>"

@@ -13,12 +13,12 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
-from core.db import ApiToken, AuditEntry, session_scope
-from core.settings import Settings
+from specfleet.core.db import ApiToken, AuditEntry, session_scope
+from specfleet.core.settings import Settings
+from specfleet.web.app import create_app
+from specfleet.web.auth import issue_token
+from specfleet.web.credentials import change_password, end_session, revoke_tokens, set_disabled
 from tests.ui.web.conftest import PASSWORD, Accounts, bearer, csrf_of, login, settings_for
-from ui.web.app import create_app
-from ui.web.auth import issue_token
-from ui.web.credentials import change_password, end_session, revoke_tokens, set_disabled
 
 
 def app_with(engine: Engine, home: Path, **overrides: object) -> TestClient:

@@ -18,11 +18,11 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from core.db import ensure_schema, make_engine
+from specfleet.core.db import ensure_schema, make_engine
+from specfleet.web.auth import create_account, issue_token
 from tests.conftest import SPECFLEET
 from tests.ui.web.conftest import OWNER_A, PASSWORD
 from tests.ui.web.test_browser import browser, free_port  # noqa: F401 - the browser fixture
-from ui.web.auth import create_account, issue_token
 
 pytestmark = pytest.mark.browser
 

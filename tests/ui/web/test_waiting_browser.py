@@ -15,11 +15,18 @@ import pytest
 from playwright.sync_api import Browser, expect
 from sqlmodel import Session, select
 
-from core.db import Evaluation, MergeRequest, Product, ensure_schema, make_engine, session_scope
+from specfleet.core.db import (
+    Evaluation,
+    MergeRequest,
+    Product,
+    ensure_schema,
+    make_engine,
+    session_scope,
+)
+from specfleet.web.auth import create_account
 from tests.conftest import SPECFLEET
 from tests.ui.web.conftest import PASSWORD, open_merge_request
 from tests.ui.web.test_browser import Console, browser, free_port, sign_in  # noqa: F401
-from ui.web.auth import create_account
 
 pytestmark = pytest.mark.browser
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 
-from core.db import MergeRequest
+from specfleet.core.db import MergeRequest
 from tests.ui.web.conftest import Accounts, ProductWithMergeRequest, login
 
 

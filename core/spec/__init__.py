@@ -1,7 +1,0 @@
-"""The ``dataproduct.yaml`` spec: its model, a loader with located problems, and its rules."""
-
-from core.spec.loader import SpecCheck, check_spec_bytes, check_spec_file, load_spec
-from core.spec.model import Spec
-from core.spec.problems import Problem
-
-__all__ = ["Problem", "Spec", "SpecCheck", "check_spec_bytes", "check_spec_file", "load_spec"]

@@ -1,0 +1,1 @@
+"""specfleet: keeps data products evergreen (one installed namespace)."""
