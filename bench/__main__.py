@@ -102,6 +102,18 @@ def _health_vs_pip_audit_rows(f: Figures) -> list[Row]:
     ]
 
 
+def _startup_rows(f: Figures) -> list[Row]:
+    return [
+        Row(
+            "`specfleet --help`, lazy vs every command imported",
+            f"{_get(f, 'help_seconds_median')} s vs {_get(f, 'eager_seconds_median')} s "
+            f"({_get(f, 'speedup')}x)",
+            f"< {_get(f, 'target_seconds')} s",
+            bool(_get(f, "target_met")),
+        )
+    ]
+
+
 def _semgrep_rows(f: Figures) -> list[Row]:
     return [
         Row(
@@ -221,6 +233,13 @@ BENCHMARKS = [
         ("--runs", "5"),
         _health_vs_pip_audit_rows,
         "specfleet health vs pip-audit side by side on one 70-pin lock",
+    ),
+    Benchmark(
+        "startup",
+        "startup.py",
+        ("--runs", "7"),
+        _startup_rows,
+        "`specfleet --help` start-up, lazy command imports vs eager",
     ),
     Benchmark(
         "semgrep_rules",
