@@ -56,7 +56,11 @@ def make_app(settings: Settings | None = None) -> Celery:
         "specfleet",
         broker=broker,
         backend=backend,
-        include=["worker.tasks", "specfleet.worker.notify_tasks", "specfleet.worker.console_tasks"],
+        include=[
+            "specfleet.worker.tasks",
+            "specfleet.worker.notify_tasks",
+            "specfleet.worker.console_tasks",
+        ],
     )
     transport_options: dict[str, Any] = {}
     if broker.startswith(("redis://", "rediss://", "unix://")):
