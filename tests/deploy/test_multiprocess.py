@@ -162,10 +162,11 @@ def test_web_two_workers_and_scheduler_run_a_window(
         assert [tuple(row) for row in merge_requests] == [
             ("customer_revenue", "open"),
             ("orders", "open"),
+            ("shop_marts", "open"),  # the dbt example: requests and idna within its bounds
         ], window.stdout
         assert outcomes.get("store_footfall") == "no-change"
         web_metrics = _metrics(f"http://127.0.0.1:{web_port}/metrics")
-        assert 'specfleet_merge_requests{state="open"} 2.0' in web_metrics
+        assert 'specfleet_merge_requests{state="open"} 3.0' in web_metrics
         worker_metrics = _metrics(f"http://127.0.0.1:{metrics_a}/metrics") + _metrics(
             f"http://127.0.0.1:{metrics_b}/metrics"
         )
