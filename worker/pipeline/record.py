@@ -52,7 +52,10 @@ class StageLog:
         current = Stage(name, self.clock())
         start = time.perf_counter()
         try:
+            # every line logged inside names the stage; the stage's own lines say when it
+            # started and how it ended (the fault suite reads a killed evaluation from them)
             with structlog.contextvars.bound_contextvars(stage=name):
+                log.info("stage started")
                 yield current
         except BaseException as error:
             current.outcome = "error"
@@ -60,7 +63,7 @@ class StageLog:
             raise
         finally:
             current.duration_ms = round((time.perf_counter() - start) * 1000)
-            log.debug(
+            log.info(
                 "stage finished",
                 stage=name,
                 outcome=current.outcome,
