@@ -1,6 +1,6 @@
 """Which backends run, decided from settings: the only place that does.
 
-Workers (``worker/tasks.py``) and commands (``specfleet/cli/common.py``) both get their adapters here:
+Workers (``worker/tasks.py``) and commands (``specfleet/cli/common.py``) get their adapters here:
 the database engine, the forge per product, the index client, the advisory source, the LLM
 planner and the verifier's caches (:func:`pipeline_deps`). Imports of the heavy parts (the
 pipeline, the verifier, the agent) happen inside the functions that need them, so a command

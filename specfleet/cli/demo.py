@@ -34,9 +34,9 @@ from specfleet.core.forges.local import LocalForge
 from specfleet.core.settings import get_settings
 from specfleet.examples import EXAMPLES_DIR, materialise_examples
 from specfleet.policies.packs import load_pack
+from specfleet.services.policies import PACKS_DIR
 
 DEMO_MARKER = ".specfleet-demo"
-PACKS_DIR = Path(__file__).resolve().parents[2] / "policies" / "pack"
 ARCHITECT = "ines.architect@example.com"
 PLATFORM = "platform-team@example.com"
 

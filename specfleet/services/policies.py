@@ -8,10 +8,12 @@ from pathlib import Path
 
 from sqlalchemy import Engine
 
+import specfleet.policies as policies_package
 from specfleet.core.errors import InputError
 from specfleet.policies.store import PublishOutcome
 
-PACKS_DIR = Path(__file__).resolve().parent.parent / "policies" / "pack"
+# the packs ship inside the specfleet.policies package (pack/<name>), editable or wheel alike
+PACKS_DIR = Path(policies_package.__file__).resolve().parent / "pack"
 
 Dispatch = Callable[[Sequence[int]], None]
 
