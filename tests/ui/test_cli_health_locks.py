@@ -105,7 +105,9 @@ def test_health_on_one_lock_file_and_piped_output_keeps_every_column(
     assert [row.split()[0] for row in rows[:2]] == ["pyarrow", "requests"]
     assert "poetry.lock:311" in rows[0] and "PYSEC-2023-238" in rows[0]
     assert "2.34.2" in rows[1]  # the latest requests, uncut
-    assert all(row.split()[0] not in ("certifi", "idna") for row in rows)  # up to date
+    # idna 3.15 is outdated against the recorded release facts (3.20), so it is listed after
+    # the vulnerable pins; certifi is neither vulnerable nor outdated: left to --all
+    assert all(row.split()[0] != "certifi" for row in rows)
     assert "other pins not shown (--all" in result.stdout
     every = cli("health", str(repo), "--all", env=index_env)
     assert "certifi" in every.stdout and "idna" in every.stdout
