@@ -195,7 +195,9 @@ def test_guessing_an_owners_password_does_not_lock_the_owner_out(
     )
     assert blocked.status_code == 429  # the name is throttled for unknown browsers
     login(owner, "owner-a")  # the owner's browser is not
-    assert owner.get("/", follow_redirects=False).status_code == 200
+    assert (
+        owner.get("/?view=fleet", follow_redirects=False).status_code == 200
+    )  # signed in (owners land on /waiting)
 
 
 def test_bodies_are_judged_before_they_are_read(
