@@ -41,12 +41,37 @@ class ProductCheck:
         return tuple(finding for finding in self.findings if finding.rule_id == rule_id)
 
 
-def applicable(rules: Sequence[Rule], spec: Spec, today: dt.date) -> tuple[list[Rule], list[Rule]]:
+@dataclass(frozen=True)
+class Subject:
+    """What a check is about: a product with its spec, or any checkout or dependency file.
+
+    Without a spec the rules are scoped by the directory's name and the Python target the
+    dependency files state; spec rules cannot be judged, and a lone dependency file has no
+    code for Semgrep rules to read.
+    """
+
+    product_id: str
+    tags: tuple[str, ...] = ()
+    runtime: str | None = None
+    spec: Spec | None = None
+    spec_file: str | None = None
+    has_code: bool = True
+
+    @classmethod
+    def of_spec(cls, spec: Spec, spec_file: str) -> Subject:
+        return cls(spec.id, tuple(spec.tags), spec.implementation.runtime, spec, spec_file)
+
+
+def applicable(
+    rules: Sequence[Rule], subject: Spec | Subject, today: dt.date
+) -> tuple[list[Rule], list[Rule]]:
     """Split rules into those that apply to the product today and those that do not."""
+    if isinstance(subject, Spec):
+        subject = Subject.of_spec(subject, "")
     applies: list[Rule] = []
     skipped: list[Rule] = []
     for rule in rules:
-        in_scope = rule.scope.covers(spec.id, spec.tags, spec.implementation.runtime)
+        in_scope = rule.scope.covers(subject.product_id, list(subject.tags), subject.runtime)
         (applies if in_scope and rule.effective <= today else skipped).append(rule)
     return applies, skipped
 
@@ -62,14 +87,54 @@ def check_product(
     policy_version: int | None = None,
     now: dt.datetime | None = None,
 ) -> ProductCheck:
+    return check_subject(
+        repo,
+        Subject.of_spec(spec, spec_file),
+        rules,
+        semgrep_files,
+        health,
+        run_semgrep,
+        policy_version,
+        now,
+    )
+
+
+def check_subject(
+    repo: Path,
+    subject: Subject,
+    rules: Sequence[Rule],
+    semgrep_files: Mapping[str, str],
+    health: HealthReport | None,
+    run_semgrep: SemgrepRunner | None,
+    policy_version: int | None = None,
+    now: dt.datetime | None = None,
+) -> ProductCheck:
+    """Every applicable rule of ``rules`` judged on ``repo``, each kind by its checker."""
     moment = now or dt.datetime.now(dt.UTC)
-    applies, skipped = applicable(rules, spec, moment.date())
+    applies, skipped = applicable(rules, subject, moment.date())
+    if not subject.has_code:
+        skipped += [rule for rule in applies if rule.kind == "semgrep"]
+        applies = [rule for rule in applies if rule.kind != "semgrep"]
     findings: list[Finding] = []
     unknown: set[str] = set()
-    positions = field_positions((repo / spec_file).read_bytes())
+    spec, spec_file = subject.spec, subject.spec_file
+    positions = field_positions((repo / spec_file).read_bytes()) if spec and spec_file else {}
     for rule in applies:
         if rule.kind == "spec":
-            findings.extend(check_spec_rule(rule, spec, spec_file, positions))
+            if spec is None or spec_file is None:
+                unknown.add(rule.id)
+                findings.append(
+                    Finding(
+                        rule.id,
+                        "spec",
+                        rule.severity,
+                        "no dataproduct.yaml here: a spec rule needs one "
+                        "(`specfleet spec init` drafts it)",
+                        status="not-checkable",
+                    )
+                )
+            else:
+                findings.extend(check_spec_rule(rule, spec, spec_file, positions))
         elif rule.kind == "dependency":
             if health is None:
                 unknown.add(rule.id)
@@ -105,7 +170,7 @@ def check_product(
             statuses[rule.id] = "unknown"  # the check could not run, or only a person can judge
         else:
             statuses[rule.id] = "pass"
-    return ProductCheck(spec.id, policy_version, tuple(findings), statuses, moment)
+    return ProductCheck(subject.product_id, policy_version, tuple(findings), statuses, moment)
 
 
 def _error(rule: Rule, message: str) -> Finding:

@@ -38,7 +38,7 @@ IndexUrl = Annotated[str | None, typer.Option(help="Package index base URL.")]
 DEFAULT_SPEC = "dataproduct.yaml"
 
 
-def _assess(
+def assess_checkout(
     repo: Path,
     spec_path: str | None,
     advisories: Path | None,
@@ -94,7 +94,7 @@ def health(
     from specfleet.cli.health_render import print_report, report_as_dict
 
     with reported_errors():
-        _, _, report, _ = _assess(repo, spec, advisories, pip_audit, osv_url, index_url)
+        _, _, report, _ = assess_checkout(repo, spec, advisories, pip_audit, osv_url, index_url)
     if as_json:
         console.print_json(json.dumps(report_as_dict(report)))
     else:
@@ -145,7 +145,7 @@ def remediate(
         minimums=tuple(_minimum(text) for text in minimum or ()),
     )
     with reported_errors():
-        target, pinset, report, facts = _assess(
+        target, pinset, report, facts = assess_checkout(
             repo, spec, advisories, pip_audit, osv_url, index_url
         )
         python, why = python_version(target, pinset.python_target)

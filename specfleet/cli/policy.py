@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 
@@ -21,10 +22,10 @@ from specfleet.cli.common import (
     wiring,
 )
 from specfleet.core.errors import ConfigurationError, InputError
-from specfleet.core.health.report import HealthReport, check_health
+from specfleet.core.health.report import HealthReport
 from specfleet.core.spec import load_spec
 from specfleet.core.windows import iso_week
-from specfleet.policies.check import ProductCheck, check_product, run_semgrep_rules
+from specfleet.policies.check import ProductCheck, Subject, check_subject, run_semgrep_rules
 from specfleet.policies.checks.semgrep import validate_semgrep_rules
 from specfleet.policies.compliance import compliance_matrix, record_check, rollout
 from specfleet.policies.diff import PolicyDiff
@@ -185,10 +186,14 @@ def print_diff(changes: PolicyDiff, old: str, new: str) -> None:
 
 @app.command()
 def check(
-    repo: Annotated[Path, typer.Argument(help="The product's repository (a checkout).")],
+    repo: Annotated[
+        Path,
+        typer.Argument(help="A checkout (with or without a spec) or one dependency file."),
+    ],
     spec: Annotated[
-        str, typer.Option(help="Spec path inside the repository.")
-    ] = "dataproduct.yaml",
+        str | None,
+        typer.Option(help="Spec path in the repository [default: dataproduct.yaml, if present]."),
+    ] = None,
     version: Annotated[
         int | None, typer.Option(help="Policy set version (default: the latest).")
     ] = None,
@@ -200,10 +205,14 @@ def check(
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """Check a product checkout against the policies; exit 1 when a rule fails."""
+    """Check a checkout against the policies; exit 1 when a rule fails.
+
+    Works on any checkout or dependency file: without a spec the rules are scoped by the
+    directory's name and the Python target its files state, spec rules show as "?" and only
+    a product with a spec is recorded in the compliance history.
+    """
     with reported_errors():
         wired = wiring()
-        loaded_spec = load_spec(repo / spec)
         if pack is not None:
             unpublished = load_pack(pack, validate_semgrep=validate_semgrep_rules)
             rules, semgrep_files, policy_version = (
@@ -215,26 +224,27 @@ def check(
             policy_set = load_policy_set(wired.engine, version)
             rules, semgrep_files = policy_set.rules, policy_set.semgrep_files
             policy_version = policy_set.version
-        health: HealthReport | None = None
-        health_problem = None
-        if any(rule.kind == "dependency" for rule in rules):
-            try:
-                health = check_health(
-                    repo,
-                    loaded_spec,
-                    wired.index_client(),
-                    wired.advisory_source(advisories),
-                    dt.date.today(),
-                )
-            except (ConfigurationError, InputError) as error:
-                health_problem = str(error)
-        result = check_product(
-            repo, loaded_spec, spec, rules, semgrep_files, health, run_semgrep_rules, policy_version
+        subject, health, health_problem = _subject_and_health(
+            repo, spec, advisories, any(rule.kind == "dependency" for rule in rules)
         )
-        recorded = record_check(wired.engine, result)
+        result = check_subject(
+            repo if repo.is_dir() else repo.resolve().parent,
+            subject,
+            rules,
+            semgrep_files,
+            health,
+            run_semgrep_rules,
+            policy_version,
+        )
+        recorded = record_check(wired.engine, result) if subject.spec is not None else 0
     if as_json:
         console.print_json(json.dumps(check_as_dict(result)))
     else:
+        if subject.spec is None:
+            console.print(
+                f"[dim]no spec: checked as {escape(subject.product_id)}"
+                f"{', ' + subject.runtime if subject.runtime else ''}[/]"
+            )
         print_check(result)
         if health_problem:
             err_console.print(f"[yellow]dependency rules not checked:[/] {escape(health_problem)}")
@@ -244,6 +254,33 @@ def check(
             )
     failed = any(status == "fail" for status in result.statuses.values())
     raise typer.Exit(EXIT_INVALID if failed else EXIT_OK)
+
+
+def _subject_and_health(
+    repo: Path, spec: str | None, advisories: Path | None, needs_health: bool
+) -> tuple[Subject, HealthReport | None, str | None]:
+    """What the rules judge, and the dependency health when a rule needs it (or why not)."""
+    from specfleet.cli.health import DEFAULT_SPEC, assess_checkout
+
+    spec_name = spec or DEFAULT_SPEC
+    spec_path = (repo if repo.is_dir() else repo.resolve().parent) / spec_name
+    if spec is not None and not spec_path.is_file():
+        raise InputError(f"{spec_path}: no such file (named by --spec)")
+    loaded = load_spec(spec_path) if spec_path.is_file() else None
+    subject = (
+        Subject.of_spec(loaded, spec_name)
+        if loaded is not None
+        else Subject(repo.resolve().name, has_code=repo.is_dir())
+    )
+    if not needs_health:
+        return subject, None, None
+    try:
+        _, pinset, report, _ = assess_checkout(repo, spec, advisories, False, None, None)
+    except (ConfigurationError, InputError) as error:
+        return subject, None, str(error)
+    if loaded is None and pinset.python_target:
+        subject = replace(subject, runtime=f"python{pinset.python_target}")
+    return subject, report, None
 
 
 def print_check(result: ProductCheck) -> None:

@@ -126,3 +126,43 @@ def test_check_an_unpublished_pack_and_compliance_history(
     week = iso_week(dt.date.today())
     cells = next(line for line in rollout.stdout.splitlines() if week in line).split("│")
     assert [cell.strip() for cell in cells[1:6]] == [week, "1", "0", "0", "1"]
+
+
+def test_check_works_on_a_checkout_or_lock_file_without_a_spec(
+    cli: Cli, env: dict[str, str], tmp_path: Path
+) -> None:
+    """Like pip-audit or semgrep, policy check judges any checkout: the code and pin rules run,
+    spec rules say they need a spec, and nothing is recorded for an unregistered directory."""
+    assert cli("policy", "publish", str(PACK / "v2"), "-m", "v2", env=env).returncode == 0
+    repo = Path(shutil.copytree(EXAMPLES / "orders", tmp_path / "orders_nospec"))
+    (repo / "dataproduct.yaml").unlink()
+
+    result = cli("policy", "check", str(repo), "--json", env=env)
+    assert result.returncode == 1, result.stderr
+    report = json.loads(result.stdout)
+    assert report["product"] == "orders_nospec"
+    failing = {
+        (f["rule"], f["file"], f["line"]) for f in report["findings"] if f["status"] == "fail"
+    }
+    assert ("ORG-SEC-001", "requirements.txt", 9) in failing
+    assert ("ORG-PY-010", "pipeline/build.py", 49) in failing
+    assert report["statuses"]["ORG-SPEC-001"] == "unknown"
+    assert any(
+        f["rule"] == "ORG-SPEC-001" and "spec init" in f["message"] for f in report["findings"]
+    )
+
+    table = cli("policy", "check", str(repo), env=env)
+    assert "no spec: checked as orders_nospec" in table.stdout
+    assert "recorded in the compliance history" not in table.stdout
+
+    lock = cli("policy", "check", str(repo / "requirements.txt"), "--json", env=env)
+    assert lock.returncode == 1, lock.stderr
+    statuses = json.loads(lock.stdout)["statuses"]
+    assert statuses["ORG-SEC-001"] == "fail"
+    assert statuses["ORG-PY-010"] == "not-applicable"  # a lone lock file has no code to scan
+
+    (repo / "requirements.txt").unlink()
+    code_only = cli("policy", "check", str(repo), env=env)
+    assert code_only.returncode == 1  # ORG-PY-010 still fails on the code
+    assert "dependency rules not checked" in code_only.stderr
+    assert "no dependency file found" in code_only.stderr
