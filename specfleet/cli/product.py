@@ -57,8 +57,20 @@ def add(
     project: Annotated[str | None, typer.Option(help="Forge project id or path.")] = None,
     owner: Annotated[list[str] | None, typer.Option(help="Extra owner (repeatable).")] = None,
     tag: Annotated[list[str] | None, typer.Option(help="Extra tag (repeatable).")] = None,
+    onboard: Annotated[
+        bool,
+        typer.Option(
+            "--onboard",
+            help="No spec on the branch: register the product from a drafted spec and open an "
+            "onboarding merge request carrying it (dbt projects).",
+        ),
+    ] = False,
 ) -> None:
-    """Register a product from its repository; its spec must be present and valid."""
+    """Register a product from its repository; its spec must be present and valid.
+
+    A dbt project without a spec gets a drafted one: saved for its owner, or with --onboard
+    committed on an onboarding merge request (the product is evaluated once it is merged).
+    """
     if forge == "github":
         repo, project = _github_repository(repo, project)
     try:
@@ -82,6 +94,9 @@ def add(
                 wired.engine, wired.mirrors, current_actor(), registration
             )
         except SpecMissing:
+            if onboard:
+                _onboard(registration)
+                return
             _offer_draft(wired.mirrors, registration)
             raise
     verb = {
@@ -93,6 +108,37 @@ def add(
     changed = [FIELD_NAMES.get(name, name) for name in result.changed_fields]
     detail = f" ({', '.join(changed)} changed)" if changed else ""
     console.print(f"{verb} product [bold]{result.product_id}[/]{detail}")
+
+
+def _onboard(registration: Registration) -> None:
+    """Open the onboarding merge request, or say why there is nothing to draft from."""
+    from specfleet.core.forges import forge_named
+    from specfleet.services.onboarding import onboard_product
+
+    wired = wiring()
+    onboarding = onboard_product(
+        wired.engine,
+        wired.mirrors,
+        forge_named(registration.forge, wired.settings, wired.engine),
+        current_actor(),
+        registration,
+        wired.settings.home / "onboarding",
+    )
+    if onboarding is None:
+        raise SpecMissing(
+            f"{registration.repo}@{registration.branch}: no {registration.spec}, and not a dbt "
+            "project to draft one from; write it (specfleet spec init --from-odcs helps) and "
+            "commit it"
+        )
+    verb = "opened" if onboarding.created else "already open:"
+    console.print(
+        f"[green]onboarding[/] product [bold]{onboarding.product_id}[/] registered from a drafted "
+        f"spec; merge request {verb} {escape(onboarding.url)}\n"
+        f"  {onboarding.to_review} lines are marked '# OWNER:' for the owner to fill in before "
+        f"merging; until then evaluations end no-change\n"
+        f"  draft also saved as {escape(str(onboarding.draft))}",
+        soft_wrap=True,
+    )
 
 
 def _offer_draft(mirrors: MirrorCache, registration: Registration) -> None:
@@ -107,7 +153,8 @@ def _offer_draft(mirrors: MirrorCache, registration: Registration) -> None:
         err_console.print(
             f"[yellow]onboarding:[/] drafted a spec from the dbt project: {escape(str(draft))}\n"
             f"  review the lines marked '# OWNER:', commit it as {escape(registration.spec)} "
-            f"on {escape(registration.branch)}, then run product add again",
+            f"on {escape(registration.branch)}, then run product add again; or run it with "
+            "--onboard to open an onboarding merge request carrying the draft",
             soft_wrap=True,
         )
 

@@ -10,7 +10,9 @@ from sqlalchemy.exc import IntegrityError
 
 from specfleet.core.db import ledger
 from specfleet.core.db.ledger import Outcome
+from specfleet.core.errors import SpecMissing
 from specfleet.core.git import export_tree
+from specfleet.core.registry.onboarding import waiting_onboarding
 from specfleet.policies.check import applicable
 from specfleet.policies.compliance import record_check
 from specfleet.worker.pipeline.assess import assess_checkout, policy_set, rules_for
@@ -94,7 +96,18 @@ def load_spec(ctx: EvaluationContext) -> Ending | None:
     tip = need(ctx.tip, "the tip")
     with ctx.stages.stage("load-spec") as stage:
         ctx.mirror, fetched = mirror_with(ctx.deps.mirrors, ctx.product.repo_url, tip)
-        ctx.spec, ctx.spec_bytes = spec_at(ctx.mirror, tip, ctx.product.spec_path)
+        try:
+            ctx.spec, ctx.spec_bytes = spec_at(ctx.mirror, tip, ctx.product.spec_path)
+        except SpecMissing:
+            waiting = waiting_onboarding(ctx.deps.engine, ctx.product.id)
+            if waiting is None:
+                raise
+            stage.detail["spec"] = "awaiting its onboarding merge request"
+            reason = (
+                f"no {ctx.product.spec_path} on {ctx.product.branch} yet: the onboarding merge "
+                f"request {waiting} carries the drafted spec; merge it to start evaluations"
+            )
+            return ctx.ending(Outcome.NO_CHANGE, {"reason": reason}, keyed=False)
         stage.detail.update({"mirror": "fetched" if fetched else "cached", "spec": ctx.spec.id})
     return None
 

@@ -63,7 +63,10 @@ class Registry:
 
     def add(self, registration: Registration) -> RegistrationResult:
         """Register one product; raises what prevents it (invalid spec, conflict, git)."""
-        resolved = SpecReader(self.mirrors).resolve(registration)
+        return self.record(SpecReader(self.mirrors).resolve(registration))
+
+    def record(self, resolved: ResolvedProduct) -> RegistrationResult:
+        """Register a product whose spec was already read (an onboarding draft, say)."""
         with session_scope(self.engine) as session:
             existing = session.get(Product, resolved.spec.id)
             result = decide(existing, resolved)
