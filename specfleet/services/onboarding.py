@@ -32,7 +32,7 @@ from specfleet.core.registry.onboarding import (
     onboarding_commit,
     save_draft,
 )
-from specfleet.core.registry.reader import check_many
+from specfleet.core.registry.reader import check_many, with_default_branch
 from specfleet.core.spec.draft import OWNER_MARK
 
 
@@ -59,6 +59,8 @@ def onboard_product(
 ) -> Onboarding | None:
     """Register the product from its drafted spec and open the onboarding merge request;
     None when no draft can be made (the branch is not a dbt project)."""
+    if "branch" not in registration.model_fields_set:  # none named: the repository's default
+        registration = with_default_branch(mirrors, registration)
     with onboarding_commit(mirrors, registration) as made:
         if made is None:
             return None

@@ -12,13 +12,14 @@ from collections.abc import Sequence
 
 from pydantic import ValidationError
 
-from specfleet.core.errors import InputError
+from specfleet.core.errors import InputError, SpecMissing
 from specfleet.core.forges.interface import MergeRequestState
 from specfleet.core.registry import ImportReport, Registration, RegistrationResult
 from specfleet.policies.store import PublishOutcome
 from specfleet.services import evaluations, merge_requests, policies, products
 from specfleet.services.evaluations import NO_LLM
 from specfleet.services.merge_requests import MergeAction
+from specfleet.services.onboarding import Onboarding
 from specfleet.services.policies import bundled_packs
 from specfleet.web.auth import Identity
 from specfleet.web.deps import WebContext, actor
@@ -72,6 +73,36 @@ def register_product(
 ) -> RegistrationResult:
     require(identity, "product.register")
     return products.register_product(context.engine, context.mirrors, actor(identity), registration)
+
+
+def onboard_product(
+    context: WebContext, identity: Identity, registration: Registration
+) -> Onboarding:
+    """Register a dbt repository without a spec from its draft and open the onboarding merge
+    request (``SpecMissing`` when there is nothing to draft from)."""
+    from specfleet.core.forges import forge_named
+    from specfleet.services.onboarding import onboard_product as onboard
+
+    require(identity, "product.register")
+    forge = (
+        context.forge
+        if registration.forge == "local"
+        else forge_named(registration.forge, context.settings, context.engine)
+    )
+    onboarding = onboard(
+        context.engine,
+        context.mirrors,
+        forge,
+        actor(identity),
+        registration,
+        context.settings.home / "onboarding",
+    )
+    if onboarding is None:
+        raise SpecMissing(
+            f"{registration.repo}@{registration.branch}: no {registration.spec}, and not a dbt "
+            "project to draft one from"
+        )
+    return onboarding
 
 
 def remove_product(context: WebContext, identity: Identity, product_id: str) -> bool:

@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field
 from sqlmodel import Session
 
 from specfleet.core.db import Evaluation, MergeRequest, Product
-from specfleet.core.errors import ImportFileError
+from specfleet.core.errors import ImportFileError, SpecMissing
 from specfleet.core.registry import get_product, list_products
 from specfleet.policies.diff import diff_rules
 from specfleet.policies.store import list_policy_sets
@@ -24,6 +24,7 @@ from specfleet.web.actions import (
     bundled_packs,
     import_products,
     make_registration,
+    onboard_product,
     publish_pack,
     register_product,
     remove_product,
@@ -85,18 +86,29 @@ class ProductOut(BaseModel):
 
 class RegistrationIn(BaseModel):
     repo: str = Field(min_length=1, max_length=1000)
-    branch: str = Field(default="main", min_length=1, max_length=255)
+    branch: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=255,
+        description="Default: the repository's default branch.",
+    )
     spec: str = Field(default="dataproduct.yaml", min_length=1, max_length=500)
     forge: Literal["local", "gitlab", "github"] = "local"
     project: str | None = Field(default=None, max_length=255)
     owners: list[str] = Field(default_factory=list, max_length=50)
     tags: list[str] = Field(default_factory=list, max_length=50)
+    onboard: bool = Field(
+        default=False,
+        description="No spec on the branch of a dbt project: register it from a drafted spec "
+        "and open an onboarding merge request carrying the draft.",
+    )
 
 
 class RegistrationOut(BaseModel):
     product_id: str
-    status: str
+    status: str  # added, updated, reactivated, unchanged, or onboarding
     changed_fields: list[str]
+    merge_request: str | None = None  # the onboarding merge request's address
 
 
 class RemovedOut(BaseModel):
@@ -296,14 +308,25 @@ def register(request: Request, identity: Caller, body: RegistrationIn) -> Regist
     """Register a product from its repository (platform role); its spec must be valid."""
     registration = make_registration(
         repo=body.repo,
-        branch=body.branch,
+        **({"branch": body.branch} if body.branch else {}),
         spec=body.spec,
         forge=body.forge,
         project=body.project,
         owners=tuple(body.owners),
         tags=tuple(body.tags),
     )
-    result = register_product(web(request), identity, registration)
+    try:
+        result = register_product(web(request), identity, registration)
+    except SpecMissing:
+        if not body.onboard:
+            raise
+        onboarding = onboard_product(web(request), identity, registration)
+        return RegistrationOut(
+            product_id=onboarding.product_id,
+            status="onboarding",
+            changed_fields=[],
+            merge_request=onboarding.url,
+        )
     return RegistrationOut(
         product_id=result.product_id,
         status=result.status,

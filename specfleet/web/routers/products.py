@@ -3,16 +3,19 @@ registration (a form with the spec checked live through HTMX, and file import)."
 
 from __future__ import annotations
 
+from urllib.parse import quote_plus
+
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 from starlette.datastructures import FormData, UploadFile
 
-from specfleet.core.errors import ImportFileError, SpecfleetError, SpecInvalid
+from specfleet.core.errors import ImportFileError, SpecfleetError, SpecInvalid, SpecMissing
 from specfleet.core.registry import Registration, SpecReader
 from specfleet.web.actions import (
     NO_LLM,
     import_products,
     make_registration,
+    onboard_product,
     register_product,
     remove_product,
     request_amendment,
@@ -84,9 +87,10 @@ def registration_from_form(form: FormData) -> Registration:
     def items(name: str) -> tuple[str, ...]:
         return tuple(part.strip() for part in text(name).replace(",", "\n").split() if part)
 
+    branch = text("branch")
     return make_registration(
         repo=text("repo"),
-        branch=text("branch") or "main",
+        **({"branch": branch} if branch else {}),  # none given: the repository's default
         spec=text("spec") or "dataproduct.yaml",
         forge=text("forge") or "local",
         project=text("project") or None,
@@ -121,7 +125,15 @@ async def register_check(request: Request) -> Response:
 @router.post("/register")
 async def register(request: Request) -> Response:
     identity, form = await form_identity(request)
-    result = register_product(web(request), identity, registration_from_form(form))
+    registration = registration_from_form(form)
+    try:
+        result = register_product(web(request), identity, registration)
+    except SpecMissing:
+        if form.get("onboard") != "yes":
+            raise
+        onboarding = onboard_product(web(request), identity, registration)
+        done = quote_plus(f"onboarding merge request {onboarding.url}")
+        return RedirectResponse(f"/products/{onboarding.product_id}?done={done}", status_code=303)
     return RedirectResponse(f"/products/{result.product_id}?done={result.status}", status_code=303)
 
 

@@ -142,12 +142,45 @@ def test_platform_registers_a_product_and_others_cannot(
     assert refused.status_code == 403 and "platform role" in refused.json()["message"]
     created = client.post("/api/v1/products", json=body, headers=bearer(accounts, "platform"))
     assert created.status_code == 201, created.text
-    assert created.json() == {"product_id": "orders", "status": "added", "changed_fields": []}
+    assert created.json() == {
+        "product_id": "orders",
+        "status": "added",
+        "changed_fields": [],
+        "merge_request": None,
+    }
     assert ("platform", "product.added") in audit_actions(engine)
     listed = client.get("/api/v1/products", headers=bearer(accounts, "viewer")).json()
     assert [item["id"] for item in listed] == ["orders"]
     removed = client.delete("/api/v1/products/orders", headers=bearer(accounts, "platform"))
     assert removed.json() == {"product_id": "orders", "removed": True}
+
+
+def test_a_dbt_repository_without_spec_is_onboarded_on_request(
+    client: TestClient, accounts: Accounts, make_repo, engine: Engine, tmp_path: Path
+) -> None:
+    """No spec: 422 SpecMissing; with "onboard": 201, the product registered from the draft on
+    the repository's default branch, and one onboarding merge request carrying it."""
+    from tests.ui.test_cli_spec_init import dbt_project_without_spec
+
+    repo = make_repo(source=dbt_project_without_spec(tmp_path), name="shop", branch="trunk")
+    headers = bearer(accounts, "platform")
+    missing = client.post("/api/v1/products", json={"repo": str(repo)}, headers=headers)
+    assert missing.status_code == 422 and missing.json()["error"] == "SpecMissing"
+    body = {"repo": str(repo), "onboard": True, "owners": ["ana@example.com"]}
+    onboarded = client.post("/api/v1/products", json=body, headers=headers)
+    assert onboarded.status_code == 201, onboarded.text
+    assert onboarded.json()["status"] == "onboarding"
+    assert onboarded.json()["merge_request"].startswith("specfleet://shop_marts/")
+    with Session(engine) as session:
+        product = session.get(Product, "shop_marts")
+        assert product is not None and product.branch == "trunk"
+        (request,) = session.exec(select(MergeRequest)).all()
+        assert (request.branch, request.target_branch) == ("specfleet/onboarding", "trunk")
+        assert "Before you merge" in request.description
+    again = client.post("/api/v1/products", json=body, headers=headers)
+    assert again.status_code == 201
+    with Session(engine) as session:
+        assert len(session.exec(select(MergeRequest)).all()) == 1
 
 
 def test_an_invalid_spec_is_422_with_its_problems(

@@ -466,3 +466,25 @@ def test_needs_human_evaluation_shows_reason_action_and_report(
     assert "model daily_revenue" in body["reason"]
     assert body["action"] == "fix the build on the default branch"
     assert body["verification"].startswith("**Verification: not publishable.**")
+
+
+def test_the_register_form_onboards_a_dbt_repository_without_spec(
+    client: TestClient, accounts: Accounts, make_repo, tmp_path: Path
+) -> None:
+    """Branch left empty means the repository's default; the onboarding box opens the merge
+    request and the product page says where it is."""
+    from tests.ui.test_cli_spec_init import dbt_project_without_spec
+
+    repo = make_repo(source=dbt_project_without_spec(tmp_path), name="shop", branch="trunk")
+    csrf = login(client, "platform")
+    form = client.get("/register").text
+    assert 'name="onboard"' in form and 'value="main"' not in form
+    refused = client.post("/register", data={"csrf_token": csrf, "repo": str(repo), "branch": ""})
+    assert refused.status_code == 422 and "no such file" in refused.text
+    response = client.post(
+        "/register",
+        data={"csrf_token": csrf, "repo": str(repo), "branch": "", "onboard": "yes"},
+    )
+    assert response.status_code == 200, response.text
+    assert "shop_marts" in response.text
+    assert "onboarding merge request specfleet://shop_marts/merge_requests/" in response.text
