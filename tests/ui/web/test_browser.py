@@ -3,16 +3,11 @@
 
 from __future__ import annotations
 
-import os
 import shutil
-import socket
-import subprocess
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
@@ -20,7 +15,8 @@ from specfleet.core.db import ensure_schema, make_engine
 from specfleet.policies.packs import load_pack
 from specfleet.policies.store import publish
 from specfleet.web.auth import create_account
-from tests.conftest import REPO_ROOT, SPECFLEET
+from tests.conftest import REPO_ROOT
+from tests.support.web_process import specfleet_web
 from tests.ui.web.conftest import OWNER_A, OWNER_B, PASSWORD, open_merge_request
 
 pytestmark = pytest.mark.browser
@@ -41,12 +37,6 @@ class Console:
     merge_request_id: int
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @pytest.fixture
 def console(specfleet_home: Path, tmp_path: Path) -> Iterator[Console]:
     """Accounts, a product with an open merge request, policy set v1, and the server."""
@@ -62,38 +52,10 @@ def console(specfleet_home: Path, tmp_path: Path) -> Iterator[Console]:
     )
     publish(engine, load_pack(REPO_ROOT / "policies/pack/v1"), "first pack", "setup")
     engine.dispose()
-    port = free_port()
-    env = {
-        **os.environ,
-        "SPECFLEET_HOME": str(specfleet_home),
-        "SPECFLEET_DATABASE_URL": database_url,
-        # an endpoint, so owners get the amendment form (the console never calls it)
-        "SPECFLEET_LLM_BASE_URL": "http://127.0.0.1:9/v1",
-    }
-    server = subprocess.Popen(
-        [SPECFLEET, "web", "--host", "127.0.0.1", "--port", str(port)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(150):
-            try:
-                if httpx.get(f"{url}/login", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if server.poll() is not None:
-                output = server.stdout.read().decode() if server.stdout else ""
-                pytest.fail(f"specfleet web exited with {server.returncode}: {output}")
-            time.sleep(0.2)
-        else:
-            pytest.fail("specfleet web did not answer within 30 s")
-        yield Console(url, merge_request_id)
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
+    # an endpoint, so owners get the amendment form (the console never calls it)
+    llm = {"SPECFLEET_LLM_BASE_URL": "http://127.0.0.1:9/v1"}
+    with specfleet_web(specfleet_home, database_url, llm) as web:
+        yield Console(web.url, merge_request_id)
 
 
 @pytest.fixture

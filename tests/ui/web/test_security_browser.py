@@ -4,11 +4,9 @@ upload refused without the server's memory growing."""
 
 from __future__ import annotations
 
-import os
 import re
 import select
 import socket
-import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,9 +18,9 @@ from playwright.sync_api import Browser, Page, expect
 
 from specfleet.core.db import ensure_schema, make_engine
 from specfleet.web.auth import create_account, issue_token
-from tests.conftest import SPECFLEET
+from tests.support.web_process import specfleet_web
 from tests.ui.web.conftest import OWNER_A, PASSWORD
-from tests.ui.web.test_browser import browser, free_port  # noqa: F401 - the browser fixture
+from tests.ui.web.test_browser import browser  # noqa: F401 - the browser fixture
 
 pytestmark = pytest.mark.browser
 
@@ -48,37 +46,9 @@ def server(specfleet_home: Path) -> Iterator[Server]:
         for name in ("olivia", "pia", "vic")
     }
     engine.dispose()
-    port = free_port()
-    env = {
-        **os.environ,
-        "SPECFLEET_HOME": str(specfleet_home),
-        "SPECFLEET_DATABASE_URL": database_url,
-        "SPECFLEET_LOGIN_BACKOFF_SECONDS": "2",
-    }
-    process = subprocess.Popen(
-        [SPECFLEET, "web", "--host", "127.0.0.1", "--port", str(port)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(150):
-            try:
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if process.poll() is not None:
-                output = process.stdout.read().decode() if process.stdout else ""
-                pytest.fail(f"specfleet web exited with {process.returncode}: {output}")
-            time.sleep(0.2)
-        else:
-            pytest.fail("specfleet web did not answer within 30 s")
-        yield Server(url, process.pid, tokens)
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
+    backoff = {"SPECFLEET_LOGIN_BACKOFF_SECONDS": "2"}
+    with specfleet_web(specfleet_home, database_url, backoff) as web:
+        yield Server(web.url, web.pid, tokens)
 
 
 def sign_in(page: Page, server: Server, name: str, password: str = PASSWORD) -> None:

@@ -4,13 +4,9 @@ needs-human outcome shown with its reason."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 from playwright.sync_api import Browser, expect
 from sqlmodel import Session, select
@@ -24,9 +20,9 @@ from specfleet.core.db import (
     session_scope,
 )
 from specfleet.web.auth import create_account
-from tests.conftest import SPECFLEET
+from tests.support.web_process import specfleet_web
 from tests.ui.web.conftest import PASSWORD, open_merge_request
-from tests.ui.web.test_browser import Console, browser, free_port, sign_in  # noqa: F401
+from tests.ui.web.test_browser import Console, browser, sign_in  # noqa: F401
 
 pytestmark = pytest.mark.browser
 
@@ -103,36 +99,8 @@ def console(specfleet_home: Path, tmp_path: Path) -> Iterator[Console]:
             )
         )
     engine.dispose()
-    port = free_port()
-    env = {
-        **os.environ,
-        "SPECFLEET_HOME": str(specfleet_home),
-        "SPECFLEET_DATABASE_URL": database_url,
-    }
-    server = subprocess.Popen(
-        [SPECFLEET, "web", "--host", "127.0.0.1", "--port", str(port)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(300):
-            try:
-                if httpx.get(f"{url}/login", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if server.poll() is not None:
-                output = server.stdout.read().decode() if server.stdout else ""
-                pytest.fail(f"specfleet web exited with {server.returncode}: {output}")
-            time.sleep(0.2)
-        else:
-            pytest.fail("specfleet web did not answer within 60 s")
-        yield Console(url, first)
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
+    with specfleet_web(specfleet_home, database_url) as web:
+        yield Console(web.url, first)
 
 
 def test_owner_merges_three_verified_green_merge_requests_with_two_clicks(
