@@ -154,7 +154,11 @@ def run_automerge(
         level = effective_level(opted, cap)
         if level == "never":
             continue
-        facts = review_facts(row.description, changes.get((row.product_id, row.proposal_key or "")))
+        facts = review_facts(
+            row.description,
+            changes.get((row.product_id, row.proposal_key or "")),
+            row.labels,
+        )
         decision = decide_automerge(
             level, facts, _changed_files(forge, row), product.spec_path, now - row.updated_at, grace
         )

@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-Verdict = Literal["verified green", "not verified", "unknown"]
+Verdict = Literal["verified green", "not verified", "onboarding", "unknown"]
 PASSED = "**Verification: passed.**"
 FAILED = "**Verification: failed.**"
 CONTRACT_SAME = "matches the spec and the baseline"
@@ -45,10 +45,18 @@ class ReviewFacts:
         return self.contract == "identical" and self.data == "identical"
 
 
-def review_facts(description: str, changes: Mapping[str, Any] | None = None) -> ReviewFacts:
-    """Facts from a merge request's description and its proposal's recorded changes."""
-    if PASSED in description:
-        verdict: Verdict = "verified green"
+def review_facts(
+    description: str, changes: Mapping[str, Any] | None = None, labels: Sequence[str] = ()
+) -> ReviewFacts:
+    """Facts from a merge request's description and its proposal's recorded changes.
+
+    An onboarding merge request (label ``onboarding``) carries a drafted spec, not a verified
+    change: it is neither green nor failed, and no bulk merge takes it.
+    """
+    if "onboarding" in labels:
+        verdict: Verdict = "onboarding"
+    elif PASSED in description:
+        verdict = "verified green"
     elif FAILED in description:
         verdict = "not verified"
     else:

@@ -30,7 +30,12 @@ from specfleet.core.db import AuditEntry, MergeRequest, session_scope
 from specfleet.core.errors import MergeRequestNotFound, MergeRequestRefused
 from specfleet.core.forges.local import LocalForge
 from specfleet.core.registry import utc_text
+from specfleet.worker.review import review_facts
 
+VERDICT_STYLE = {
+    "verified green": "[green]verified green[/]",
+    "not verified": "[red]not verified[/]",
+}
 app = typer.Typer(help="Review, approve and merge merge requests.", no_args_is_help=True)
 
 StateFilter = Literal["open", "merged", "closed", "all"]
@@ -66,14 +71,17 @@ def list_(
         console.print(f"No {'' if state == 'all' else state + ' '}merge requests.")
         return
     table = Table(title=f"{len(rows)} merge requests", title_justify="left")
-    for column in ("id", "product", "forge", "state", "title", "approvals", "updated"):
-        table.add_column(column, no_wrap=column in ("id", "product", "state", "updated"))
+    columns = ("id", "product", "forge", "state", "verdict", "title", "approvals", "updated")
+    for column in columns:
+        table.add_column(column, no_wrap=column in ("id", "product", "state", "verdict", "updated"))
     for row in rows:
+        verdict = review_facts(row.description, labels=row.labels).verdict
         table.add_row(
             str(row.id),
             escape(row.product_id),
             f"{row.forge} {escape(row.forge_ref or '')}",
             _state_text(row),
+            VERDICT_STYLE.get(verdict, verdict),
             escape(row.title),
             escape(", ".join(row.approvals)) or "-",
             utc_text(row.updated_at),

@@ -112,7 +112,11 @@ def waiting_for(context: WebContext, identity: Identity) -> WaitingView:
     requests = tuple(
         WaitingRequest(
             row,
-            review_facts(row.description, changes.get((row.product_id, row.proposal_key or ""))),
+            review_facts(
+                row.description,
+                changes.get((row.product_id, row.proposal_key or "")),
+                row.labels,
+            ),
             _size(context, row),
         )
         for row in rows
@@ -145,7 +149,7 @@ def _approve_and_merge_one(
         proposal_changes = _changes_by_key(session, [row.product_id]).get(
             (row.product_id, row.proposal_key or "")
         )
-    facts = review_facts(row.description, proposal_changes)
+    facts = review_facts(row.description, proposal_changes, row.labels)
     if not facts.green:
         raise MergeRequestRefused(
             f"merge request {merge_request_id} is not verified green ({facts.verdict}); "

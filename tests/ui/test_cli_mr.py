@@ -46,7 +46,8 @@ def publish(forge: LocalForge, draft: bool = False) -> None:
             project="orders",
             product_id="orders",
             title="Upgrade pandas to 2.2.3",
-            description="## Evidence\n\n| check | result |\n|---|---|\n| tests | pass |",
+            description="**Verification: passed.**\n\n## Evidence\n\n| check | result |\n"
+            "|---|---|\n| tests | pass |",
             proposal_key="k1",
             draft=draft,
         )
@@ -59,6 +60,7 @@ def test_list_and_show_a_merge_request(cli: Cli, forge: LocalForge) -> None:
     listed = cli("mr", "list")
     assert listed.returncode == 0, listed.stderr
     assert "orders" in listed.stdout and "Upgrade pandas to 2.2.3" in listed.stdout
+    assert "verified green" in listed.stdout  # the verdict its description records
     assert "No merged merge requests." in cli("mr", "list", "--state", "merged").stdout
     shown = cli("mr", "show", "1", "--diff")
     assert shown.returncode == 0, shown.stderr

@@ -70,6 +70,7 @@ def test_onboard_opens_one_merge_request_carrying_a_valid_draft(
 
     listed = cli("mr", "list")
     assert listed.stdout.count("Onboard shop_marts") == 1, listed.stdout
+    assert "onboarding" in listed.stdout and "verified green" not in listed.stdout
     shown = cli("mr", "show", "1")
     assert "Before you merge" in shown.stdout and "# OWNER:" in shown.stdout
     assert "no-change" in shown.stdout  # says what happens until it is merged

@@ -28,7 +28,7 @@ def merge_requests_page(
     rows = list_merge_requests(
         web(request).engine, product or None, None if state == "all" else state
     )
-    verdicts = {row.id: review_facts(row.description).verdict for row in rows}
+    verdicts = {row.id: review_facts(row.description, labels=row.labels).verdict for row in rows}
     return page(
         request,
         "merge_requests.html",
