@@ -169,6 +169,28 @@ def test_uv_lock_is_moved_by_uv_itself_when_installed(tmp_path: Path) -> None:
     assert "sha256:" in block  # uv's own output: files and hashes kept
 
 
+@pytest.mark.network
+def test_the_real_uv_lock_moves_only_the_asked_package(tmp_path: Path) -> None:
+    """The real uv (installed with specfleet) against PyPI: requests moves to 2.31.0 with its
+    own files and hashes; every other package block of the lock stays byte for byte."""
+    repo = copy(tmp_path, "uv")
+    uv = Path(sys.executable).parent / "uv"
+    before = (repo / "uv.lock").read_text()
+    changes: dict[NormalizedName, str] = {canonicalize_name("requests"): "2.31.0"}
+    written = write_rewrites(repo, read_pins(repo, "uv.lock"), changes, uv=uv)
+    assert written == [repo.resolve() / "uv.lock"]
+    after = (repo / "uv.lock").read_text()
+    assert versions(repo, "uv.lock")[("requests", None)] == "2.31.0"
+
+    def blocks(text: str) -> dict[str, str]:
+        return {b.split('"', 2)[1]: b for b in text.split("[[package]]\nname = ")[1:]}
+
+    old, new = blocks(before), blocks(after)
+    assert old.keys() == new.keys()
+    assert [name for name in old if old[name] != new[name]] == ["requests"]
+    assert "requests-2.31.0-py3-none-any.whl" in new["requests"] and "sha256:" in new["requests"]
+
+
 def test_a_failed_uv_lock_puts_every_file_back(tmp_path: Path) -> None:
     repo = copy(tmp_path, "uv")
     before = {path.name: path.read_bytes() for path in repo.iterdir()}
