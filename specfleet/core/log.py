@@ -91,7 +91,7 @@ def configure_logging(settings: Settings, stream: TextIO | None = None) -> None:
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(level),
-        logger_factory=structlog.PrintLoggerFactory(stream or CURRENT_STDERR),
+        logger_factory=structlog.WriteLoggerFactory(stream or CURRENT_STDERR),
         cache_logger_on_first_use=False,
     )
 
@@ -153,7 +153,9 @@ def configure_service_logging(
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(level),
-        logger_factory=structlog.PrintLoggerFactory(stream),
+        # one write per line: redirected stderr is unbuffered and a worker's pool processes
+        # share its file, so print()'s separate newline would let their lines interleave
+        logger_factory=structlog.WriteLoggerFactory(stream),
         cache_logger_on_first_use=False,
     )
     handler = logging.StreamHandler(stream)

@@ -229,3 +229,36 @@ def test_a_celery_worker_logs_json_through_the_same_pipeline(tmp_path: Path) -> 
         assert record["task_id"] and record["service"] == "worker"
     # Celery's own task bookkeeping comes through as records too
     assert any("succeeded" in record["event"] for record in records)
+
+
+WRITER = """
+import sys
+from specfleet.core.log import configure_service_logging, get_logger
+from specfleet.core.settings import Settings
+
+configure_service_logging(Settings(log_format="json"), "worker")
+log = get_logger()
+for number in range(1000):
+    log.info("stage finished", writer=sys.argv[1], number=number, padding="x" * 200)
+"""
+
+
+def test_processes_sharing_a_log_file_never_split_each_others_lines(tmp_path: Path) -> None:
+    """A worker's pool processes write to one inherited file: every line stays whole JSON."""
+    import subprocess
+    import sys
+
+    log_file = tmp_path / "worker.log"
+    with log_file.open("ab") as handle:
+        writers = [
+            subprocess.Popen(
+                [sys.executable, "-c", WRITER, str(index)], stdout=handle, stderr=handle
+            )
+            for index in range(3)
+        ]
+        for writer in writers:
+            assert writer.wait(timeout=120) == 0
+    lines = log_file.read_text().splitlines()
+    records = [json.loads(line) for line in lines]  # a split line would not parse
+    assert len(records) == 3 * 1000
+    assert {record["writer"] for record in records} == {"0", "1", "2"}
