@@ -6,13 +6,9 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from specfleet.core.errors import DependencyFileError
 from specfleet.core.health.pins import LOCK_SEARCH, discover
-
-if TYPE_CHECKING:
-    from specfleet.core.spec.model import Spec
 
 
 @dataclass(frozen=True)
@@ -25,8 +21,6 @@ class Target:
     runtime: str | None  # "python3.8": the spec's runtime; None without a spec
     owners: tuple[str, ...] = ()
     spec_path: Path | None = None
-    spec: Spec | None = None
-    single_file: bool = False  # the user named one dependency file, not a checkout
 
 
 def locate(path: Path, spec_name: str, spec_given: bool) -> Target:
@@ -55,8 +49,6 @@ def locate(path: Path, spec_name: str, spec_given: bool) -> Target:
             spec.implementation.runtime,
             tuple(spec.owners),
             spec_path,
-            spec,
-            named is not None,
         )
     found = named or discover(root)
     if found is None:
@@ -64,7 +56,7 @@ def locate(path: Path, spec_name: str, spec_given: bool) -> Target:
             f"{root}: no dependency file found (looked for {', '.join(LOCK_SEARCH)} and "
             "requirements*.txt) and no spec names one"
         )
-    return Target(root, found, root.name, None, single_file=named is not None)
+    return Target(root, found, root.name, None)
 
 
 def python_version(target: Target, files_say: str | None) -> tuple[str, str]:
