@@ -31,6 +31,7 @@ import shutil
 import signal
 import socket
 import tempfile
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -148,12 +149,15 @@ def reap(
         owner = OwnerName.parse(directory.name)
         if owner is None or owner.host != host or not owner_is_gone(owner, start_time_of):
             continue
+        killed = []
         for pgid, leader_started in _recorded_groups(directory / "groups"):
             if group_is_orphan(pgid, leader_started, start_time_of) and _group_exists(pgid):
                 kill(pgid)
-                report.groups_killed.append(pgid)
-        shutil.rmtree(directory, ignore_errors=True)
-        report.directories_removed.append(directory.name)
+                killed.append(pgid)
+        report.groups_killed += killed
+        _wait_until_gone(killed)
+        if _remove(directory):
+            report.directories_removed.append(directory.name)
     if report.groups_killed or report.directories_removed:
         log.warning(
             "cleaned up after dead workers",
@@ -161,6 +165,28 @@ def reap(
             directories_removed=report.directories_removed,
         )
     return report
+
+
+def _wait_until_gone(groups: list[int], timeout: float = 5.0) -> None:
+    """SIGKILL is delivered asynchronously: a build killed mid-write may still create a file
+    in the directory about to be removed, so give the groups a moment to be gone."""
+    deadline = time.monotonic() + timeout
+    while groups and time.monotonic() < deadline:
+        groups = [pgid for pgid in groups if _group_exists(pgid)]
+        if groups:
+            time.sleep(0.05)
+
+
+def _remove(directory: Path, attempts: int = 5) -> bool:
+    """Remove the directory, again while something (a dying process, another pool process
+    reaping the same owner) still changes it; True once it is gone."""
+    for _ in range(attempts):
+        shutil.rmtree(directory, ignore_errors=True)
+        if not directory.exists():
+            return True
+        time.sleep(0.1)
+    log.warning("could not remove a dead worker's directory", directory=str(directory))
+    return False
 
 
 def _owner_directories(root: Path) -> Iterable[Path]:

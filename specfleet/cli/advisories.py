@@ -129,13 +129,18 @@ def serve(
     )
     console.print("Ctrl-C stops.")
     sys.stdout.flush()  # whoever started us waits for the URL
-    previous = signal.signal(signal.SIGTERM, _interrupt)
+    # Ctrl-C and SIGTERM stop it even when started with SIGINT ignored (a background job of
+    # a script, or nohup, inherits SIG_IGN and Python then raises no KeyboardInterrupt)
+    previous = {
+        signum: signal.signal(signum, _interrupt) for signum in (signal.SIGINT, signal.SIGTERM)
+    }
     try:
         server.serve_forever()
     except KeyboardInterrupt:
         pass
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
         server.server_close()
     err_console.print("stopped")
 
