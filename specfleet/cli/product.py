@@ -111,7 +111,7 @@ def add(
 
 
 def _onboard(registration: Registration) -> None:
-    """Open the onboarding merge request, or say why there is nothing to draft from."""
+    """Open the onboarding merge request (SpecMissing when there is nothing to draft from)."""
     from specfleet.core.forges import forge_named
     from specfleet.services.onboarding import onboard_product
 
@@ -124,12 +124,6 @@ def _onboard(registration: Registration) -> None:
         registration,
         wired.settings.home / "onboarding",
     )
-    if onboarding is None:
-        raise SpecMissing(
-            f"{registration.repo}@{registration.branch}: no {registration.spec}, and not a dbt "
-            "project to draft one from; write it (specfleet spec init --from-odcs helps) and "
-            "commit it"
-        )
     verb = "opened" if onboarding.created else "already open:"
     console.print(
         f"[green]onboarding[/] product [bold]{onboarding.product_id}[/] registered from a drafted "

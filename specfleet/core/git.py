@@ -247,6 +247,21 @@ def read_blobs(mirror: Path, blobs: Sequence[str]) -> dict[str, bytes]:
     return contents
 
 
+def run_git(cwd: Path | None, *args: str, timeout: float = 300) -> str:
+    """Run git in a working copy of specfleet's own (never a user's checkout), without prompts;
+    its output, or RepositoryError with git's redacted complaint."""
+    result = subprocess.run(
+        ["git", *(["-C", str(cwd)] if cwd else []), *args],
+        capture_output=True,
+        env={**os.environ, **GIT_ENV},
+        timeout=timeout,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise RepositoryError(f"git {args[0]} failed: {_stderr(result)}")
+    return result.stdout.decode("utf-8", "replace").strip()
+
+
 def _git(
     mirror: Path, *args: str, stdin: bytes | None = None
 ) -> subprocess.CompletedProcess[bytes]:

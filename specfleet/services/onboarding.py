@@ -16,7 +16,7 @@ from sqlmodel import select
 
 from specfleet.core.db import MergeRequest, session_scope
 from specfleet.core.db.types import utcnow
-from specfleet.core.errors import SpecInvalid
+from specfleet.core.errors import SpecInvalid, SpecMissing
 from specfleet.core.forges.interface import (
     BranchPush,
     Forge,
@@ -56,14 +56,18 @@ def onboard_product(
     actor: str,
     registration: Registration,
     drafts: Path,
-) -> Onboarding | None:
+) -> Onboarding:
     """Register the product from its drafted spec and open the onboarding merge request;
-    None when no draft can be made (the branch is not a dbt project)."""
+    SpecMissing when no draft can be made (the branch is not a dbt project)."""
     if "branch" not in registration.model_fields_set:  # none named: the repository's default
         registration = with_default_branch(mirrors, registration)
     with onboarding_commit(mirrors, registration) as made:
         if made is None:
-            return None
+            raise SpecMissing(
+                f"{registration.repo}@{registration.branch}: no {registration.spec}, and not a "
+                "dbt project to draft one from; write it (specfleet spec init --from-odcs helps "
+                "with a data contract) and commit it"
+            )
         draft = save_draft(drafts, made.repo_url, made.text)
         label = f"{made.repo_url}@{ONBOARDING_BRANCH}:{registration.spec}"
         (facts,) = check_many([(made.text.encode(), label)])

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 from pydantic import ValidationError
 
-from specfleet.core.errors import InputError, SpecMissing
+from specfleet.core.errors import InputError
 from specfleet.core.forges.interface import MergeRequestState
 from specfleet.core.registry import ImportReport, Registration, RegistrationResult
 from specfleet.policies.store import PublishOutcome
@@ -89,7 +89,7 @@ def onboard_product(
         if registration.forge == "local"
         else forge_named(registration.forge, context.settings, context.engine)
     )
-    onboarding = onboard(
+    return onboard(
         context.engine,
         context.mirrors,
         forge,
@@ -97,12 +97,6 @@ def onboard_product(
         registration,
         context.settings.home / "onboarding",
     )
-    if onboarding is None:
-        raise SpecMissing(
-            f"{registration.repo}@{registration.branch}: no {registration.spec}, and not a dbt "
-            "project to draft one from"
-        )
-    return onboarding
 
 
 def remove_product(context: WebContext, identity: Identity, product_id: str) -> bool:

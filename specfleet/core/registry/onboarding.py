@@ -10,9 +10,7 @@ offered as an onboarding merge request, as Renovate does with its configuration.
 from __future__ import annotations
 
 import contextlib
-import os
 import re
-import subprocess
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -22,10 +20,9 @@ from sqlalchemy import Engine
 from sqlmodel import col, select
 
 from specfleet.core.db import MergeRequest, session_scope
-from specfleet.core.errors import RepositoryError, SpecfleetError
-from specfleet.core.git import GIT_ENV, MirrorCache, normalise_repo_url
+from specfleet.core.errors import SpecfleetError
+from specfleet.core.git import MirrorCache, normalise_repo_url, run_git
 from specfleet.core.registry.decisions import Registration
-from specfleet.core.secrets import redact_text
 from specfleet.core.spec.init import init_text
 
 ONBOARDING_BRANCH = "specfleet/onboarding"
@@ -54,7 +51,7 @@ def onboarding_commit(
     mirror = mirrors.fetch(url)
     with tempfile.TemporaryDirectory(prefix="specfleet-onboard-") as scratch:
         work = Path(scratch) / "work"
-        _git(None, "clone", "--quiet", "--branch", registration.branch, str(mirror), str(work))
+        run_git(None, "clone", "--quiet", "--branch", registration.branch, str(mirror), str(work))
         if not (work / "dbt_project.yml").is_file():
             yield None
             return
@@ -66,9 +63,9 @@ def onboarding_commit(
         target = work / registration.spec
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(text)
-        _git(work, "add", "--", registration.spec)
+        run_git(work, "add", "--", registration.spec)
         name, email = COMMITTER
-        _git(
+        run_git(
             work,
             "-c",
             f"user.name={name}",
@@ -80,8 +77,8 @@ def onboarding_commit(
             "-m",
             f"Add {registration.spec} drafted by specfleet spec init",
         )
-        commit = _git(work, "rev-parse", "HEAD")
-        blob = _git(work, "rev-parse", f"HEAD:{registration.spec}")
+        commit = run_git(work, "rev-parse", "HEAD")
+        blob = run_git(work, "rev-parse", f"HEAD:{registration.spec}")
         yield OnboardingCommit(url, mirror, text, commit, blob, work)
 
 
@@ -118,18 +115,3 @@ def waiting_onboarding(engine: Engine, product_id: str) -> str | None:
             .order_by(col(MergeRequest.id).desc())
         ).first()
         return (row.url or f"!{row.forge_ref or row.id}") if row is not None else None
-
-
-def _git(cwd: Path | None, *args: str) -> str:
-    command = ["git", *(["-C", str(cwd)] if cwd else []), *args]
-    result = subprocess.run(
-        command,
-        capture_output=True,
-        text=True,
-        env={**os.environ, **GIT_ENV},
-        timeout=300,
-        check=False,
-    )
-    if result.returncode != 0:
-        raise RepositoryError(f"git {args[0]} failed: {redact_text(result.stderr.strip()[-500:])}")
-    return result.stdout.strip()
